@@ -1,0 +1,94 @@
+# lsio-loader: `make demo` and `make test` are all a fresh clone needs.
+# Everything they depend on is installed here: Go modules, a Python venv with
+# pinned dependencies (uv, sharing its download cache between runs), MinIO.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+GO      ?= go
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+UV      := $(VENV)/bin/uv
+BIN     := bin/loader
+CACHE   := $(HOME)/.cache/lsio-loader
+MINIO   := $(CACHE)/bin/minio
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+UV_VERSION    := 0.13.9
+SAMPLE  := data/sample
+
+export LSIO_PYTHON := $(CURDIR)/$(PY)
+export LSIO_LOADER_BIN := $(CURDIR)/$(BIN)
+export LSIO_MINIO := $(MINIO)
+
+GO_SOURCES := $(shell find . -name '*.go' -not -path './.venv/*' 2>/dev/null) go.mod go.sum
+
+.PHONY: all build venv minio demo test test-go test-python fuzz bench bench-readers bench-codecs bench-io fio clean
+
+all: build
+
+build: $(BIN)
+
+$(BIN): $(GO_SOURCES)
+	$(GO) build -o $(BIN) ./cmd/loader
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: python/requirements.lock python/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip install -q --python $(PY) -r python/requirements.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e python
+	touch $@
+
+minio: $(MINIO)
+
+# Built from source (about 3 minutes) once per machine and kept in the cache.
+$(MINIO):
+	GOBIN=$(CACHE)/bin $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+
+# `loader demo` skips a sample dataset it already wrote completely.
+demo: build venv
+	$(BIN) demo --out $(SAMPLE)
+	$(PY) examples/demo.py --data $(SAMPLE)
+
+test: build venv minio
+	$(GO) vet ./...
+	$(MAKE) test-go test-python
+
+test-go:
+	$(GO) test -count=1 -timeout 30m ./...
+
+test-python:
+	$(PY) -m pytest -q python/tests
+
+# Each fuzz target for a while; `make test` already runs their seed corpora.
+FUZZTIME ?= 60s
+fuzz:
+	for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME); \
+	  done; \
+	done
+
+# The benchmarks (not part of `make test`): the crop workloads against
+# zarr-python + xarray and tensorstore and the hardware limits, with the
+# stats job against xarray + dask (writes bench/RESULTS.md); decode speed
+# against numcodecs; the I/O backends against fio and boto3.
+bench: bench-readers bench-codecs bench-io
+
+bench-readers: build venv fio
+	bash bench/ocf/setup.sh
+	$(PY) bench/run.py
+
+bench-codecs: venv
+	$(PY) bench/codecs/compare.py
+
+bench-io: build venv minio fio
+	bash bench/io/run.sh
+
+fio:
+	command -v fio >/dev/null || { apt-get update -qq && apt-get install -y -qq fio; }
+
+clean:
+	rm -rf bin $(SAMPLE)

@@ -1,0 +1,173 @@
+"""One benchmark reader, run in its own process by bench/run.py so that its
+CPU time and memory are measured alone.
+
+    python bench/readers.py READER --store S --array A --windows W.npy --batch B --out R.json
+
+READER is one of:
+  ours        lsio_loader.LoaderDataset over `loader serve`, DataLoader(batch_size=None);
+              writes the windows it was served (from the `<source>.isel` provenance)
+              to --windows, so that the peers read exactly the same crops
+  zarr        zarr-python 3 + xarray (xr.open_zarr, lazy, no dask) in a torch
+              Dataset, DataLoader(num_workers=cores, batch_size=B)
+  tensorstore tensorstore's Python API, every crop of a batch read concurrently
+Every reader delivers float32 torch tensors of shape (B, *crop) and records,
+per crop, an exact checksum (the sum of the float32 bit patterns, NaN read
+as 0 as our output does by default), which run.py compares across readers:
+every peer must return the same data. The checksum's time is not counted.
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def windows_to_slices(w):
+    return tuple(slice(int(a), int(b)) for a, b in w)
+
+
+class ZarrXarrayCrops(torch.utils.data.Dataset):
+    """What a PyTorch user writes today: xarray over zarr-python, one crop per item."""
+
+    def __init__(self, store, array, windows):
+        self.store, self.array, self.windows = store, array, windows
+        self.da = None
+
+    def __len__(self):
+        return len(self.windows)
+
+    def __getitem__(self, i):
+        import xarray as xr
+
+        if self.da is None:  # opened once per worker process
+            self.da = xr.open_zarr(self.store, consolidated=True, chunks=None, mask_and_scale=False)[self.array]
+        sel = {d: s for d, s in zip(self.da.dims, windows_to_slices(self.windows[i]))}
+        return torch.from_numpy(np.ascontiguousarray(self.da.isel(sel).values, dtype=np.float32))
+
+
+def run_zarr(args, windows):
+    ds = ZarrXarrayCrops(args.store, args.array, windows)
+    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, num_workers=os.cpu_count(),
+                                         persistent_workers=False, prefetch_factor=2)
+    for batch in loader:
+        yield batch
+
+
+def run_tensorstore(args, windows):
+    import tensorstore as ts
+
+    arr = ts.open({"driver": args.driver, "kvstore": {"driver": "file", "path": os.path.join(args.store, args.array)}},
+                  read=True).result()
+    for b0 in range(0, len(windows), args.batch):
+        futures = [arr[windows_to_slices(w)].read() for w in windows[b0:b0 + args.batch]]
+        crops = [f.result() for f in futures]
+        yield torch.from_numpy(np.stack(crops).astype(np.float32, copy=False))
+
+
+def run_ours(args, windows_out):
+    import lsio_loader
+
+    ds = lsio_loader.LoaderDataset(args.spec, split="train", epoch=0)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers)
+    served = []
+    for batch in loader:
+        served.append(batch[f"{args.source}.isel"].numpy().copy())
+        yield batch[args.source]
+    ds.close()
+    w = np.concatenate(served).reshape(-1, served[0][0].size // 2, 2)
+    np.save(windows_out, w)
+
+
+def tree_cpu():
+    """CPU seconds of this process and all its descendants, living (from
+    /proc) or reaped."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = time.process_time() + children.ru_utime + children.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    pending = [os.getpid()]
+    while pending:
+        pid = pending.pop()
+        try:
+            kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+        except OSError:
+            continue
+        for kid in map(int, kids):
+            pending.append(kid)
+            try:
+                stat = open(f"/proc/{kid}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(stat[11]) + int(stat[12])) / tick
+    return total
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("reader", choices=["ours", "zarr", "tensorstore"])
+    p.add_argument("--store", required=True)
+    p.add_argument("--array", required=True)
+    p.add_argument("--windows", required=True, help="(N, ndim, 2) int64 [start, stop) per crop")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--driver", default="zarr3", help="tensorstore: zarr3 or zarr (v2)")
+    p.add_argument("--spec", help="ours: the experiment spec")
+    p.add_argument("--source", default="sat", help="ours: the spec's source name")
+    p.add_argument("--workers", type=int, default=0, help="ours: DataLoader workers")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+
+    if args.reader == "ours":
+        batches = run_ours(args, args.windows)
+    else:
+        windows = np.load(args.windows)
+        batches = {"zarr": run_zarr, "tensorstore": run_tensorstore}[args.reader](args, windows)
+
+    sums = []
+    crops = nbytes = 0
+    first = None
+    checking = checking_cpu = 0.0
+    scratch = None
+    t0 = time.perf_counter()
+    for batch in batches:
+        t = time.perf_counter()
+        if first is None:
+            first = t - t0
+            steady_cpu0, steady_t0 = tree_cpu(), t
+        c = time.thread_time()
+        # Into a buffer kept across batches: a fresh one would cost every
+        # reader page faults on each batch, unless its malloc recycles them.
+        flat = batch.reshape(batch.shape[0], -1)
+        if scratch is None or scratch.shape != flat.shape or scratch.dtype != flat.dtype:
+            scratch = torch.empty_like(flat)
+        x = torch.nan_to_num(flat, nan=0.0, out=scratch)
+        sums.append(x.view(torch.int32).sum(1, dtype=torch.int64).numpy())
+        crops += batch.shape[0]
+        nbytes += batch.numel() * batch.element_size()
+        if crops == batch.shape[0]:
+            first_bytes, steady_checking = nbytes, 0.0
+        else:
+            steady_checking += time.thread_time() - c
+        checking_cpu += time.thread_time() - c
+        checking += time.perf_counter() - t
+    seconds = time.perf_counter() - t0 - checking
+    # Steady state: from the first batch's arrival to the end, the CPU of
+    # the whole process tree (our server, DataLoader workers) less the
+    # checksums', per byte delivered after the first batch. It leaves out
+    # what a reader pays once (interpreter and torch import: ~4 CPU-s,
+    # server start, plan), which weighs on a short run's CPU s/GB.
+    steady = None
+    if first is not None and nbytes > first_bytes:
+        steady = {"bytes": nbytes - first_bytes, "seconds": time.perf_counter() - steady_t0 - checking,
+                  "cpu": tree_cpu() - steady_cpu0 - steady_checking}
+    json.dump({"reader": args.reader, "crops": crops, "bytes": nbytes, "seconds": seconds,
+               "first_batch_seconds": first, "cpu_checking": checking_cpu, "cpu_self": time.process_time(),
+               "steady": steady, "sums": np.concatenate(sums).tolist()}, open(args.out, "w"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/lsio-loader/lsio-loader/internal/testenv"
+	"github.com/lsio-loader/lsio-loader/sampler"
+)
+
+type storeStatsYAML struct {
+	Variables map[string]struct {
+		Dims       []string  `yaml:"dims"`
+		ChannelDim string    `yaml:"channel_dim"`
+		Channels   []string  `yaml:"channels"`
+		Count      []int64   `yaml:"count"`
+		NaNCount   []int64   `yaml:"nan_count"`
+		Mean       []float64 `yaml:"mean"`
+		Std        []float64 `yaml:"std"`
+		Min        []float64 `yaml:"min"`
+		Max        []float64 `yaml:"max"`
+	} `yaml:"variables"`
+}
+
+type refStats struct {
+	Count, NaNs         []int64
+	Mean, Std, Min, Max []float64
+}
+
+func near(a, b, rel float64) bool {
+	return math.Abs(a-b) <= rel*math.Max(math.Abs(a), math.Abs(b))
+}
+
+// statsFixture is a small satellite-like store written by zarr-python: a
+// channel dim with labels in the middle, a CF time coordinate, NaNs, a
+// coordinate array that must not be summarised, and missing chunks read as
+// a non-zero fill value.
+const statsFixture = `
+import sys, numpy as np, xarray as xr
+rng = np.random.default_rng(5)
+x = (rng.standard_normal((12, 3, 20, 24)) * 4 + 280).astype("float32")
+x[2, 1, :5, :5] = np.nan
+ds = xr.Dataset({"data": (("time", "channel", "y", "x"), x)},
+                coords={"time": np.datetime64("2021-01-01T00:00", "ns") + np.arange(12) * np.timedelta64(5, "m"),
+                        "channel": ["IR_108", "VIS006", "WV_062"], "y": np.arange(20.0), "x": np.arange(24.0)})
+ds.to_zarr(sys.argv[1], encoding={"data": {"chunks": (5, 2, 8, 8)}}, zarr_format=3, consolidated=True)
+`
+
+// statsRef is numpy's answer over xarray's selection, per channel.
+const statsRef = `
+import json, sys, numpy as np, xarray as xr
+da = xr.open_zarr(sys.argv[1], mask_and_scale=False)[sys.argv[2]]
+sel = json.loads(sys.argv[4])
+da = da.sel({k: slice(*v) for k, v in sel.items() if isinstance(v[0], str)}).isel({k: slice(*v) for k, v in sel.items() if not isinstance(v[0], str)})
+x = np.asarray(da.values, dtype=np.float64)
+cd = da.dims.index(sys.argv[3]) if sys.argv[3] else -1
+x = np.moveaxis(x, cd, 0).reshape(x.shape[cd], -1) if cd >= 0 else x.reshape(1, -1)
+ok = ~np.isnan(x)
+out = {"Count": ok.sum(1).tolist(), "NaNs": (~ok).sum(1).tolist(),
+       "Mean": [float(np.nanmean(c)) for c in x], "Std": [float(np.nanstd(c)) for c in x],
+       "Min": [float(np.nanmin(c)) for c in x], "Max": [float(np.nanmax(c)) for c in x]}
+print(json.dumps(out))
+`
+
+func TestStatsStoreMatchesNumpy(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "sat.zarr")
+	testenv.RunPython(t, statsFixture, store)
+	for _, tc := range []struct {
+		name string
+		args []string
+		sel  string // statsRef selection, JSON
+	}{
+		{"whole", nil, `{}`},
+		{"time by index", []string{"--time", "3:9"}, `{"time": [3, 9]}`},
+		{"time by label", []string{"--time", "2021-01-01T00:10:2021-01-01T00:40"}, `{"time": ["2021-01-01T00:10", "2021-01-01T00:40"]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := runStats(context.Background(), append([]string{store}, tc.args...), &out); err != nil {
+				t.Fatal(err)
+			}
+			var got storeStatsYAML
+			if err := yaml.Unmarshal(out.Bytes(), &got); err != nil {
+				t.Fatalf("output is not YAML: %v\n%s", err, out.String())
+			}
+			if len(got.Variables) != 1 {
+				t.Fatalf("want only the data variable, got %v", got.Variables)
+			}
+			v := got.Variables["data"]
+			if v.ChannelDim != "channel" || strings.Join(v.Channels, ",") != "IR_108,VIS006,WV_062" {
+				t.Fatalf("channel dim %q labels %v", v.ChannelDim, v.Channels)
+			}
+			var want refStats
+			if err := json.Unmarshal(testenv.RunPython(t, statsRef, store, "data", "channel", tc.sel), &want); err != nil {
+				t.Fatal(err)
+			}
+			for k := range want.Count {
+				if v.Count[k] != want.Count[k] || v.NaNCount[k] != want.NaNs[k] || v.Min[k] != want.Min[k] || v.Max[k] != want.Max[k] ||
+					!near(v.Mean[k], want.Mean[k], 1e-8) || !near(v.Std[k], want.Std[k], 1e-8) {
+					t.Fatalf("channel %d: got count %d nan %d mean %v std %v min %v max %v; numpy %+v",
+						k, v.Count[k], v.NaNCount[k], v.Mean[k], v.Std[k], v.Min[k], v.Max[k], want)
+				}
+			}
+		})
+	}
+}
+
+// TestStatsSpecPlugsIntoSpec runs the real UKV + SEVIRI example over its
+// train period: the output's normalise sections equal numpy's statistics of
+// the spec's channels and, pasted into the spec, still parse.
+func TestStatsSpecPlugsIntoSpec(t *testing.T) {
+	testenv.RealData(t)
+	specPath := filepath.Join(testenv.ModuleRoot(t), "examples", "real_ukv_seviri.yaml")
+	var out bytes.Buffer
+	if err := runStats(context.Background(), []string{specPath, "--time", "2020-04-01T12:00:2020-04-01T13:30"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Sources map[string]struct {
+			Normalise struct{ Mean, Std []float64 } `yaml:"normalise"`
+		} `yaml:"sources"`
+	}
+	if err := yaml.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("output is not YAML: %v\n%s", err, out.String())
+	}
+	real := testenv.RealData(t)
+	for _, tc := range []struct{ source, store, array, channelDim, sel string }{
+		{"sat", "ocf-nowcasting-2023/seviri_nonhrv.zarr", "data", "variable", `{"time": ["2020-04-01T12:00", "2020-04-01T13:30"]}`},
+		{"nwp", "ocf-nowcasting-2023/ukv_nwp.zarr", "UKV", "variable", `{"init_time": ["2020-04-01T12:00", "2020-04-01T13:30"]}`},
+	} {
+		var want refStats
+		if err := json.Unmarshal(testenv.RunPython(t, statsRef, filepath.Join(real, tc.store), tc.array, tc.channelDim, tc.sel), &want); err != nil {
+			t.Fatal(err)
+		}
+		n := got.Sources[tc.source].Normalise
+		if len(n.Mean) != 1 || len(n.Std) != 1 || !near(n.Mean[0], want.Mean[0], 1e-8) || !near(n.Std[0], want.Std[0], 1e-8) {
+			t.Fatalf("%s: normalise %+v, numpy mean %v std %v", tc.source, n, want.Mean, want.Std)
+		}
+	}
+
+	// Paste the fragment into the spec: it must still parse.
+	data, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec map[string]any
+	if err := yaml.Unmarshal(data, &spec); err != nil {
+		t.Fatal(err)
+	}
+	var frag map[string]map[string]map[string]any
+	if err := yaml.Unmarshal(out.Bytes(), &frag); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range frag["sources"] {
+		spec["sources"].(map[string]any)[name].(map[string]any)["normalise"] = src["normalise"]
+	}
+	merged, err := yaml.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sampler.ParseSpec(merged, filepath.Dir(specPath)); err != nil {
+		t.Fatalf("spec with the computed normalisation: %v", err)
+	}
+}
+
+func TestStatsRejectsBadArguments(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "sat.zarr")
+	testenv.RunPython(t, statsFixture, store)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no target", nil, "SPEC or STORE"},
+		{"missing store", []string{filepath.Join(t.TempDir(), "nope.zarr")}, "nope.zarr"},
+		{"unknown variable", []string{store, "--variables", "temp"}, "temp"},
+		{"unknown channel dim", []string{store, "--channel-dim", "band"}, "band"},
+		{"bad time", []string{store, "--time", "yesterday:today"}, "yesterday"},
+		{"empty time range", []string{store, "--time", "2030-01-01:2030-02-01"}, "selects nothing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := runStats(context.Background(), tc.args, &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// fiveMinutes is a time coordinate of 12 steps from 2021-01-01T00:00.
+func fiveMinutes() ([]int64, error) {
+	t0 := int64(1609459200) * 1e9
+	out := make([]int64, 12)
+	for i := range out {
+		out[i] = t0 + int64(i)*300e9
+	}
+	return out, nil
+}
+
+func TestParseTimeRange(t *testing.T) {
+	for _, tc := range []struct {
+		sel         string
+		start, stop int64
+		err         string
+	}{
+		{"3:9", 3, 9, ""},
+		{":4", 0, 4, ""},
+		{"10:", 10, 12, ""},
+		{"2021-01-01T00:10:2021-01-01T00:40", 2, 9, ""},
+		{"2021-01-01T00:12:2021-01-01T00:14", 0, 0, "selects nothing"},
+		{"2021-01-01T00:07:2021-01-01T00:20", 2, 5, ""},
+		{"2020-12-31:2021-01-01T00:05:00Z", 0, 2, ""},
+		{"5:2021-01-01T00:50", 5, 11, ""},
+		{"9:3", 0, 0, "selects nothing"},
+		{"0:13", 0, 0, "selects nothing"},
+		{"-1:3", 0, 0, "selects nothing"},
+		{"3", 0, 0, "START:END"},
+		{"soon:later", 0, 0, "soon"},
+	} {
+		start, stop, err := parseTimeRange(tc.sel, 12, fiveMinutes)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: got %d:%d, %v; want an error mentioning %q", tc.sel, start, stop, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || start != tc.start || stop != tc.stop {
+			t.Errorf("%q: got %d:%d, %v; want %d:%d", tc.sel, start, stop, err, tc.start, tc.stop)
+		}
+	}
+}
+
+func FuzzParseTimeRange(f *testing.F) {
+	for _, s := range []string{"3:9", ":", "2021-01-01T00:10:2021-01-01T00:40", "2020-12-31:", "::", "1:2:3", "-5:-1",
+		"9223372036854775807:", "2262-04-12T00:00:2262-04-12", "2021-01-01T00:00:00.000000001Z:"} {
+		f.Add(s, int64(12))
+	}
+	f.Fuzz(func(t *testing.T, sel string, n int64) {
+		if n < 0 {
+			n = -n
+		}
+		times := func() ([]int64, error) {
+			if n > 1<<12 {
+				return nil, errors.New("too long for the fuzzer")
+			}
+			out := make([]int64, n)
+			for i := range out {
+				out[i] = int64(1609459200)*1e9 + int64(i)*300e9
+			}
+			return out, nil
+		}
+		start, stop, err := parseTimeRange(sel, n, times)
+		if err == nil && !(0 <= start && start < stop && stop <= n) {
+			t.Fatalf("%q over %d steps: %d:%d accepted", sel, n, start, stop)
+		}
+	})
+}

@@ -1,0 +1,154 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// func unshuffle2SSE2(dst, src *byte, stride, count int)
+TEXT ·unshuffle2SSE2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ stride+16(FP), BX
+	MOVQ count+24(FP), CX
+	LEAQ (SI)(BX*1), DX
+	XORQ AX, AX
+
+loop2:
+	CMPQ AX, CX
+	JAE  done2
+	MOVOU (SI)(AX*1), X0
+	MOVOU (DX)(AX*1), X1
+	MOVO  X0, X2
+	PUNPCKLBW X1, X0
+	PUNPCKHBW X1, X2
+	MOVOU X0, (DI)
+	MOVOU X2, 16(DI)
+	ADDQ  $32, DI
+	ADDQ  $16, AX
+	JMP   loop2
+
+done2:
+	RET
+
+// func unshuffle4SSE2(dst, src *byte, stride, count int)
+TEXT ·unshuffle4SSE2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ stride+16(FP), BX
+	MOVQ count+24(FP), CX
+	LEAQ (SI)(BX*1), DX
+	LEAQ (DX)(BX*1), R8
+	LEAQ (R8)(BX*1), R9
+	XORQ AX, AX
+
+loop4:
+	CMPQ AX, CX
+	JAE  done4
+	MOVOU (SI)(AX*1), X0
+	MOVOU (DX)(AX*1), X1
+	MOVOU (R8)(AX*1), X2
+	MOVOU (R9)(AX*1), X3
+	MOVO  X0, X4
+	PUNPCKLBW X1, X0
+	PUNPCKHBW X1, X4
+	MOVO  X2, X5
+	PUNPCKLBW X3, X2
+	PUNPCKHBW X3, X5
+	MOVO  X0, X6
+	PUNPCKLWL X2, X0
+	PUNPCKHWL X2, X6
+	MOVO  X4, X7
+	PUNPCKLWL X5, X4
+	PUNPCKHWL X5, X7
+	MOVOU X0, (DI)
+	MOVOU X6, 16(DI)
+	MOVOU X4, 32(DI)
+	MOVOU X7, 48(DI)
+	ADDQ  $64, DI
+	ADDQ  $16, AX
+	JMP   loop4
+
+done4:
+	RET
+
+// func unshuffle8SSE2(dst, src *byte, stride, count int)
+TEXT ·unshuffle8SSE2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ stride+16(FP), BX
+	MOVQ count+24(FP), CX
+	LEAQ (SI)(BX*1), DX
+	LEAQ (DX)(BX*1), R8
+	LEAQ (R8)(BX*1), R9
+	LEAQ (R9)(BX*1), R10
+	LEAQ (R10)(BX*1), R11
+	LEAQ (R11)(BX*1), R12
+	LEAQ (R12)(BX*1), R13
+	XORQ AX, AX
+
+loop8:
+	CMPQ AX, CX
+	JAE  done8
+	MOVOU (SI)(AX*1), X0
+	MOVOU (DX)(AX*1), X1
+	MOVOU (R8)(AX*1), X2
+	MOVOU (R9)(AX*1), X3
+	MOVOU (R10)(AX*1), X4
+	MOVOU (R11)(AX*1), X5
+	MOVOU (R12)(AX*1), X6
+	MOVOU (R13)(AX*1), X7
+
+	// Bytes: ab, cd, ef, gh pairs (low and high halves).
+	MOVO X0, X8
+	PUNPCKLBW X1, X0
+	PUNPCKHBW X1, X8
+	MOVO X2, X9
+	PUNPCKLBW X3, X2
+	PUNPCKHBW X3, X9
+	MOVO X4, X10
+	PUNPCKLBW X5, X4
+	PUNPCKHBW X5, X10
+	MOVO X6, X11
+	PUNPCKLBW X7, X6
+	PUNPCKHBW X7, X11
+
+	// Words: abcd and efgh quads.
+	MOVO X0, X1
+	PUNPCKLWL X2, X0
+	PUNPCKHWL X2, X1
+	MOVO X8, X3
+	PUNPCKLWL X9, X8
+	PUNPCKHWL X9, X3
+	MOVO X4, X5
+	PUNPCKLWL X6, X4
+	PUNPCKHWL X6, X5
+	MOVO X10, X7
+	PUNPCKLWL X11, X10
+	PUNPCKHWL X11, X7
+
+	// Double words: whole 8-byte elements.
+	MOVO X0, X2
+	PUNPCKLLQ X4, X0
+	PUNPCKHLQ X4, X2
+	MOVO X1, X6
+	PUNPCKLLQ X5, X1
+	PUNPCKHLQ X5, X6
+	MOVO X8, X9
+	PUNPCKLLQ X10, X8
+	PUNPCKHLQ X10, X9
+	MOVO X3, X11
+	PUNPCKLLQ X7, X3
+	PUNPCKHLQ X7, X11
+
+	MOVOU X0, (DI)
+	MOVOU X2, 16(DI)
+	MOVOU X1, 32(DI)
+	MOVOU X6, 48(DI)
+	MOVOU X8, 64(DI)
+	MOVOU X9, 80(DI)
+	MOVOU X3, 96(DI)
+	MOVOU X11, 112(DI)
+	ADDQ  $128, DI
+	ADDQ  $16, AX
+	JMP   loop8
+
+done8:
+	RET

@@ -1,0 +1,522 @@
+// Package cropper turns a batch of samples into dense tensors: per source
+// one batched region read (each chunk read and decoded once per batch), then
+// channel gathering, transposition to (T, C, H, W), dropout masking,
+// normalisation, NaN filling and conversion to the output dtype, into
+// buffers recycled from batch to batch.
+package cropper
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/lsio-loader/lsio-loader/sampler"
+	"github.com/lsio-loader/lsio-loader/zarr"
+)
+
+// Options tune a Cropper.
+type Options struct {
+	// Raw delivers the stored values in the stored dtype: no masking,
+	// normalisation or conversion (padding still reads as the array's fill).
+	Raw bool
+	// Cache, when set, keeps decoded chunks across batches (and across the
+	// Croppers that share it) within its byte budget; chunks are then
+	// decoded whole. Nil: every batch fetches and decodes what it needs.
+	Cache *zarr.ChunkCache
+}
+
+// Stats accounts the reads of one batch.
+type Stats struct {
+	// Chunks counts the distinct chunks read, each decoded once.
+	Chunks, Missing int64
+	BytesRead       int64 // from the stores
+	BytesDecoded    int64 // produced by decompression
+	BytesDelivered  int64 // of stored data copied out of chunks
+	CacheHits       int64 // chunks of Chunks found in Options.Cache
+}
+
+// ReadAmplification is bytes decoded per byte delivered.
+func (s Stats) ReadAmplification() float64 {
+	if s.BytesDelivered == 0 {
+		return 0
+	}
+	return float64(s.BytesDecoded) / float64(s.BytesDelivered)
+}
+
+func (s *Stats) add(o zarr.ReadStats) {
+	s.Chunks += o.Chunks
+	s.Missing += o.Missing
+	s.BytesRead += o.BytesRead
+	s.BytesDecoded += o.BytesDecoded
+	s.BytesDelivered += o.BytesDelivered
+	s.CacheHits += o.CacheHits
+}
+
+// Batch is the output of one Crop call. Reuse it across calls: its buffers
+// are recycled.
+type Batch struct {
+	Samples []sampler.Sample
+	// Data holds per source len(Samples)×prod(OutShape) elements, C order,
+	// little-endian.
+	Data [][]byte
+	// DTypes per source: "float32", "float16" or "bfloat16", or with Raw the
+	// stored NumPy dtype ("<i2", "<f4", ...).
+	DTypes []string
+	Stats  Stats
+}
+
+// Cropper cuts batches of one Plan. It is safe for one goroutine at a time;
+// run one per goroutine to crop batches in parallel.
+type Cropper struct {
+	plan *sampler.Plan
+	opts Options
+	src  []sourceState
+	row  []float32
+}
+
+// sourceState is the per-source scratch reused between batches.
+type sourceState struct {
+	gather gatherFunc
+	// Runs of consecutive selected channels, [lo, hi) relative to the
+	// window's channel start, and the run of each output channel; nil when
+	// the source selects no channels (one run: the whole window).
+	runs  [][2]int64
+	runOf []int
+	chDim int
+	// regions holds per sample and run the clipped region (zero Region when
+	// empty); read/dsts the non-empty ones as passed to ReadRegions, datas
+	// each region's data (nil when empty).
+	regions []zarr.Region
+	read    []zarr.Region
+	dsts    [][]byte
+	datas   [][]byte
+	clipped []bool // per sample: window reaches outside the array
+	scratch []byte
+	// Flat backing for region starts and shapes.
+	ints []int64
+	// place's scratch.
+	strides, pos, idx []int64
+	dims              []int
+	// Normalisation per output channel: (x − mean)·scale, scale = 1/std
+	// (subtracting first keeps the precision that x·scale − mean/std loses
+	// to cancellation).
+	scale, mean []float32
+}
+
+// New returns a Cropper for plan.
+func New(plan *sampler.Plan, opts Options) *Cropper {
+	c := &Cropper{plan: plan, opts: opts, src: make([]sourceState, len(plan.Sources))}
+	for i := range plan.Sources {
+		s := &plan.Sources[i]
+		st := &c.src[i]
+		st.gather = gatherFor(s.Array.DType)
+		st.chDim = -1
+		if s.Axes != nil && s.Channels != nil {
+			st.chDim = s.Axes[sampler.AxisC]
+			st.runs, st.runOf = channelRuns(s.Channels)
+		}
+		if s.Mean != nil {
+			st.scale, st.mean = make([]float32, len(s.Mean)), s.Mean
+			for k := range s.Mean {
+				st.scale[k] = 1 / s.Std[k]
+			}
+		}
+	}
+	return c
+}
+
+// channelRuns splits the selected channel indices into runs of
+// consecutive indices, so that unselected channels between them are never
+// read.
+func channelRuns(channels []int64) ([][2]int64, []int) {
+	sorted := slices.Clone(channels)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	var runs [][2]int64
+	for _, ch := range sorted {
+		if n := len(runs); n > 0 && runs[n-1][1] == ch {
+			runs[n-1][1]++
+			continue
+		}
+		runs = append(runs, [2]int64{ch, ch + 1})
+	}
+	runOf := make([]int, len(channels))
+	for i, ch := range channels {
+		for r, run := range runs {
+			if ch >= run[0] && ch < run[1] {
+				runOf[i] = r
+			}
+		}
+	}
+	return runs, runOf
+}
+
+// Crop reads and processes samples into b, reusing b's buffers.
+func (c *Cropper) Crop(ctx context.Context, samples []sampler.Sample, b *Batch) error {
+	n := len(c.plan.Sources)
+	b.Samples = samples
+	b.Stats = Stats{}
+	if len(b.Data) != n {
+		b.Data = make([][]byte, n)
+		b.DTypes = make([]string, n)
+	}
+	for i := range samples {
+		if len(samples[i].Windows) != n {
+			return fmt.Errorf("cropper: sample %d has %d windows, the plan %d sources", samples[i].Index, len(samples[i].Windows), n)
+		}
+		for k, w := range samples[i].Windows {
+			if len(w.Start) != len(c.plan.Sources[k].Size) {
+				return fmt.Errorf("cropper: sample %d: window of source %s has %d dims, want %d", samples[i].Index, c.plan.Sources[k].Name, len(w.Start), len(c.plan.Sources[k].Size))
+			}
+		}
+	}
+	for k := range c.plan.Sources {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := c.cropSource(ctx, k, samples, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func prod(v []int64) int64 {
+	p := int64(1)
+	for _, x := range v {
+		p *= x
+	}
+	return p
+}
+
+func grow(b []byte, n int64) []byte {
+	if int64(cap(b)) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sample, b *Batch) error {
+	src := &c.plan.Sources[k]
+	st := &c.src[k]
+	arr := src.Array
+	itemSize := int64(arr.DType.Size)
+	outSize := itemSize
+	b.DTypes[k] = arr.DType.LittleEndian().String()
+	var emit emitFunc
+	if !c.opts.Raw {
+		var sz int
+		emit, sz = emitFor(c.plan.OutputDType)
+		outSize = int64(sz)
+		b.DTypes[k] = c.plan.OutputDType
+		if st.gather == nil {
+			return fmt.Errorf("cropper: source %s: %s dtype %s cannot be converted to %s", src.Name, arr, arr.DType, c.plan.OutputDType)
+		}
+	}
+	perSample := prod(src.OutShape)
+	b.Data[k] = grow(b.Data[k], int64(len(samples))*perSample*outSize)
+	out := b.Data[k]
+
+	// One region per sample and channel run, clipped to the array; what
+	// lies outside is padding.
+	nd := len(arr.Shape)
+	nRuns := max(len(st.runs), 1)
+	nReg := len(samples) * nRuns
+	st.regions = st.regions[:0]
+	st.clipped = st.clipped[:0]
+	if need := 2 * nd * nReg; cap(st.ints) < need {
+		st.ints = make([]int64, need)
+	}
+	ints := st.ints[:2*nd*nReg]
+	var scratchLen int64
+	for i := range samples {
+		w := samples[i].Windows[k].Start
+		clipped := false
+		for run := range nRuns {
+			ri := i*nRuns + run
+			start, shape := ints[2*nd*ri:2*nd*ri+nd:2*nd*ri+nd], ints[2*nd*ri+nd:2*nd*(ri+1):2*nd*(ri+1)]
+			empty := false
+			for d := range nd {
+				wlo, whi := w[d], w[d]+src.Size[d]
+				if d == st.chDim && st.runs != nil {
+					wlo, whi = w[d]+st.runs[run][0], w[d]+st.runs[run][1]
+				}
+				lo, hi := max(wlo, 0), min(whi, arr.Shape[d])
+				if lo != wlo || hi != whi {
+					clipped = true
+				}
+				if hi <= lo {
+					empty = true
+					lo, hi = 0, 0
+				}
+				start[d], shape[d] = lo, hi-lo
+			}
+			if empty {
+				st.regions = append(st.regions, zarr.Region{})
+				continue
+			}
+			st.regions = append(st.regions, zarr.Region{Start: start, Shape: shape})
+			scratchLen += prod(shape) * itemSize
+		}
+		st.clipped = append(st.clipped, clipped)
+	}
+
+	// Generic windows that fill their whole window and need no conversion
+	// are read straight into the output: no copy.
+	direct := src.Axes == nil && (c.opts.Raw || (st.scale == nil && b.DTypes[k] == "float32" && arr.DType.Kind == zarr.KindFloat && arr.DType.Size == 4))
+	st.scratch = grow(st.scratch, scratchLen)
+	var off int64
+	st.read = st.read[:0]
+	st.dsts = st.dsts[:0]
+	st.datas = st.datas[:0]
+	for ri, r := range st.regions {
+		i := ri / nRuns
+		if r.Shape == nil {
+			st.datas = append(st.datas, nil)
+			continue
+		}
+		var dst []byte
+		if direct && !st.clipped[i] {
+			dst = out[int64(i)*perSample*outSize : int64(i+1)*perSample*outSize]
+		} else {
+			sz := prod(r.Shape) * itemSize
+			dst = st.scratch[off : off+sz]
+			off += sz
+		}
+		st.read = append(st.read, r)
+		st.dsts = append(st.dsts, dst)
+		st.datas = append(st.datas, dst)
+	}
+	if len(st.read) > 0 {
+		rs, err := arr.ReadRegionsCached(ctx, c.opts.Cache, st.read, st.dsts)
+		if err != nil {
+			return fmt.Errorf("cropper: source %s: %w", src.Name, err)
+		}
+		b.Stats.add(rs)
+	}
+	for i := range samples {
+		if direct && !st.clipped[i] {
+			if !c.opts.Raw {
+				fillNaN(out[int64(i)*perSample*outSize:int64(i+1)*perSample*outSize], src.NaNFill)
+			}
+			continue
+		}
+		dst := out[int64(i)*perSample*outSize : int64(i+1)*perSample*outSize]
+		c.place(src, st, &samples[i].Windows[k], st.regions[i*nRuns:(i+1)*nRuns], st.datas[i*nRuns:(i+1)*nRuns], dst, emit)
+	}
+	return nil
+}
+
+// place writes one sample's output from its regions (one per channel run,
+// the window's parts inside the array, C order, stored dtype) and their
+// data, filling what lies outside.
+func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window, regions []zarr.Region, datas [][]byte, dst []byte, emit emitFunc) {
+	arr := src.Array
+	nd := len(arr.Shape)
+	itemSize := arr.DType.Size
+	axes := src.Axes
+	nOut := len(src.OutShape)
+	lens := src.OutShape
+	dims := axes
+	if axes == nil {
+		if len(st.dims) != nd {
+			st.dims = make([]int, nd)
+			for d := range nd {
+				st.dims[d] = d
+			}
+		}
+		dims = st.dims
+	}
+	if len(st.strides) != nd {
+		st.strides, st.pos = make([]int64, nd), make([]int64, nd)
+	}
+	if len(st.idx) != nOut {
+		st.idx = make([]int64, nOut)
+	}
+	strides, pos, idx := st.strides, st.pos, st.idx
+	last := nOut - 1
+	rowLen := lens[last]
+	if int64(cap(c.row)) < rowLen {
+		c.row = make([]float32, rowLen)
+	}
+	row := c.row[:rowLen]
+	outItem := itemSize
+	if !c.opts.Raw {
+		outItem = len(dst) / int(prod(src.OutShape))
+	}
+	lastDim := dims[last]
+	nRows := prod(lens[:last])
+	for rowN := range nRows {
+		rem := rowN
+		for a := last - 1; a >= 0; a-- {
+			idx[a] = rem % lens[a]
+			rem /= lens[a]
+		}
+		clear(pos)
+		channel, run := int64(0), 0
+		for a := range last {
+			d := dims[a]
+			if d < 0 {
+				continue
+			}
+			v := idx[a]
+			if axes != nil && a == int(sampler.AxisT) {
+				v *= src.TStride
+			}
+			if axes != nil && a == int(sampler.AxisC) {
+				channel = v
+				if src.Channels != nil {
+					v = src.Channels[v]
+					run = st.runOf[channel]
+				}
+			}
+			pos[d] = v
+		}
+		r, data := regions[run], datas[run]
+		rowDst := dst[rowN*rowLen*int64(outItem) : (rowN+1)*rowLen*int64(outItem)]
+		// Where the row lies inside its region: along every other dim it
+		// must be inside; along the last dim [lo, hi).
+		inside := r.Shape != nil
+		var base int64
+		if inside {
+			s := int64(1)
+			for d := nd - 1; d >= 0; d-- {
+				strides[d] = s
+				s *= r.Shape[d]
+			}
+		}
+		for d := 0; d < nd && inside; d++ {
+			if d == lastDim {
+				continue
+			}
+			p := w.Start[d] + pos[d] - r.Start[d]
+			if p < 0 || p >= r.Shape[d] {
+				inside = false
+				break
+			}
+			base += p * strides[d]
+		}
+		var lo, hi int64
+		if inside {
+			lo = max(0, r.Start[lastDim]-w.Start[lastDim])
+			hi = min(rowLen, r.Start[lastDim]+r.Shape[lastDim]-w.Start[lastDim])
+			if hi <= lo {
+				inside = false
+			} else {
+				base += (w.Start[lastDim] + lo - r.Start[lastDim]) * strides[lastDim]
+			}
+		}
+		if c.opts.Raw {
+			c.rawRow(rowDst, data, base, strides[lastDim], lo, hi, inside, itemSize, arr.Fill)
+			continue
+		}
+		masked := axes != nil && axes[sampler.AxisT] >= 0 && idx[sampler.AxisT] >= w.AvailableT
+		if !inside || masked {
+			for i := range row {
+				row[i] = float32(math.NaN())
+			}
+		} else {
+			for i := int64(0); i < lo; i++ {
+				row[i] = float32(math.NaN())
+			}
+			st.gather(row[lo:hi], data[base*int64(itemSize):], int(strides[lastDim])*itemSize)
+			for i := hi; i < rowLen; i++ {
+				row[i] = float32(math.NaN())
+			}
+		}
+		process(row, st, channel, src)
+		emit(rowDst, row)
+	}
+}
+
+// fillNaN replaces NaN in little-endian float32 data, in place.
+func fillNaN(b []byte, fill float32) {
+	fb := math.Float32bits(fill)
+	i := 0
+	// Two values per step: NaN (and Inf) have an all-ones exponent, which
+	// real data rarely shows, so one test of both exponents skips most
+	// pairs without looking at each value.
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i : i+8])
+		if e := x & 0x7f8000007f800000; e&0x7f800000 != 0x7f800000 && e>>32 != 0x7f800000 {
+			continue
+		}
+		for j := i; j < i+8; j += 4 {
+			if binary.LittleEndian.Uint32(b[j:j+4])&0x7fffffff > 0x7f800000 {
+				binary.LittleEndian.PutUint32(b[j:j+4], fb)
+			}
+		}
+	}
+	for ; i+4 <= len(b); i += 4 {
+		if binary.LittleEndian.Uint32(b[i:i+4])&0x7fffffff > 0x7f800000 {
+			binary.LittleEndian.PutUint32(b[i:i+4], fb)
+		}
+	}
+}
+
+// process normalises, clips and fills NaN in place.
+func process(row []float32, st *sourceState, channel int64, src *sampler.Source) {
+	lo, hi, fill := src.ClipMin, src.ClipMax, src.NaNFill
+	if st.scale != nil {
+		ch := min(channel, int64(len(st.scale)-1))
+		a, m := st.scale[ch], st.mean[ch]
+		for i, x := range row {
+			x = (x - m) * a
+			if x < lo {
+				x = lo
+			} else if x > hi {
+				x = hi
+			}
+			if x != x {
+				x = fill
+			}
+			row[i] = x
+		}
+		return
+	}
+	for i, x := range row {
+		if x < lo {
+			x = lo
+		} else if x > hi {
+			x = hi
+		}
+		if x != x {
+			x = fill
+		}
+		row[i] = x
+	}
+}
+
+// rawRow copies a row in the stored dtype, filling outside [lo, hi) with
+// the array's fill value.
+func (c *Cropper) rawRow(dst, data []byte, base, stride, lo, hi int64, inside bool, itemSize int, fill []byte) {
+	n := int64(len(dst) / itemSize)
+	if !inside {
+		lo, hi = n, n
+	}
+	sz := int64(itemSize)
+	if len(fill) != itemSize {
+		// No fill value: pad with zeros, as zarr-python reads missing chunks.
+		clear(dst[:lo*sz])
+		clear(dst[hi*sz:])
+		fill = nil
+	}
+	for i := int64(0); i < lo && fill != nil; i++ {
+		copy(dst[i*sz:], fill)
+	}
+	if hi > lo {
+		if stride == 1 {
+			copy(dst[lo*int64(itemSize):hi*int64(itemSize)], data[base*int64(itemSize):])
+		} else {
+			for i := lo; i < hi; i++ {
+				s := (base + (i-lo)*stride) * int64(itemSize)
+				copy(dst[i*int64(itemSize):(i+1)*int64(itemSize)], data[s:s+int64(itemSize)])
+			}
+		}
+	}
+	for i := hi; i < n && fill != nil; i++ {
+		copy(dst[i*sz:], fill)
+	}
+}

@@ -1,0 +1,158 @@
+package cropper
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/lsio-loader/lsio-loader/internal/testenv"
+	"github.com/lsio-loader/lsio-loader/sampler"
+	"github.com/lsio-loader/lsio-loader/zarr"
+)
+
+// joinedPlan is the real UKV + SEVIRI experiment, with locality k when
+// k > 1.
+func joinedPlan(tb testing.TB, k int64) *sampler.Plan {
+	tb.Helper()
+	testenv.RealData(tb)
+	path := filepath.Join(testenv.ModuleRoot(tb), "examples", "real_ukv_seviri.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	spec, err := sampler.ParseSpec(data, filepath.Dir(path))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if k > 1 {
+		spec.Locality = &sampler.LocalitySpec{CropsPerT0: k}
+	}
+	p, err := sampler.NewPlan(context.Background(), spec, open)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// TestCacheMatchesUncached crops two epochs of the real joined experiment
+// with and without a chunk cache: the tensors must be identical, and the
+// second epoch must find chunks in the cache.
+func TestCacheMatchesUncached(t *testing.T) {
+	p := joinedPlan(t, 1)
+	ctx := context.Background()
+	plain := New(p, Options{})
+	cached := New(p, Options{Cache: zarr.NewChunkCache(256 << 20)})
+	var want, got Batch
+	for epoch := range int64(2) {
+		var hits int64
+		for samples := range p.Batches("train", epoch, 0, 1) {
+			if err := plain.Crop(ctx, samples, &want); err != nil {
+				t.Fatal(err)
+			}
+			if err := cached.Crop(ctx, samples, &got); err != nil {
+				t.Fatal(err)
+			}
+			for k := range want.Data {
+				if !bytes.Equal(got.Data[k], want.Data[k]) {
+					t.Fatalf("epoch %d batch at %d: source %s differs with the cache", epoch, samples[0].Index, p.Sources[k].Name)
+				}
+			}
+			hits += got.Stats.CacheHits
+		}
+		if epoch == 1 && hits == 0 {
+			t.Errorf("epoch %d: no cache hits", epoch)
+		}
+	}
+}
+
+// BenchmarkCropJoined crops the real UKV + SEVIRI experiment: plain, with
+// locality (crops_per_t0 groups share chunk reads) and with a chunk cache,
+// whose benefit depends on how much of the data the budget holds. The
+// plain case is the reference.
+func BenchmarkCropJoined(b *testing.B) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		k     int64
+		cache int64
+	}{{1, 0}, {2, 0}, {4, 0}, {1, 64 << 20}, {1, 256 << 20}} {
+		b.Run(fmt.Sprintf("crops_per_t0=%d/cache=%dMiB", tc.k, tc.cache>>20), func(b *testing.B) {
+			p := joinedPlan(b, tc.k)
+			var opts Options
+			if tc.cache > 0 {
+				opts.Cache = zarr.NewChunkCache(tc.cache)
+			}
+			c := New(p, opts)
+			var all [][]sampler.Sample
+			for s := range p.Batches("train", 0, 0, 1) {
+				all = append(all, s)
+			}
+			var batch Batch
+			var st Stats
+			var crops int64
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				samples := all[i%len(all)]
+				if err := c.Crop(ctx, samples, &batch); err != nil {
+					b.Fatal(err)
+				}
+				if i == 0 {
+					var n int64
+					for _, d := range batch.Data {
+						n += int64(len(d))
+					}
+					b.SetBytes(n)
+				}
+				st.Chunks += batch.Stats.Chunks
+				st.CacheHits += batch.Stats.CacheHits
+				st.BytesDecoded += batch.Stats.BytesDecoded
+				st.BytesDelivered += batch.Stats.BytesDelivered
+				crops += int64(len(samples))
+			}
+			b.ReportMetric(st.ReadAmplification(), "read-amp")
+			b.ReportMetric(float64(st.Chunks)/float64(crops), "chunks/crop")
+			b.ReportMetric(float64(st.CacheHits)/float64(max(st.Chunks, 1)), "hit-rate")
+			b.ReportMetric(float64(crops)/b.Elapsed().Seconds(), "crops/s")
+		})
+	}
+}
+
+func TestFillNaN(t *testing.T) {
+	nan, inf := math.Float32frombits(0x7fc00001), float32(math.Inf(1))
+	negNaN := math.Float32frombits(0xffc00000)
+	for _, tc := range []struct {
+		name     string
+		in, want []float32
+	}{
+		{"empty", nil, nil},
+		{"odd-length-tail", []float32{1, 2, nan}, []float32{1, 2, -1}},
+		{"pairs", []float32{nan, 1, 2, negNaN, inf, -inf}, []float32{-1, 1, 2, -1, inf, -inf}},
+		{"no-nan", []float32{0, -0.5, 3e38, 1e-40}, []float32{0, -0.5, 3e38, 1e-40}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := make([]byte, 4*len(tc.in))
+			putFloat32s(b, tc.in)
+			fillNaN(b, -1)
+			for i, w := range tc.want {
+				if got := math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])); got != w {
+					t.Errorf("element %d: %v, want %v", i, got, w)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkFillNaN(b *testing.B) {
+	buf := make([]byte, 1<<20)
+	for i := 0; i < len(buf); i += 4 {
+		binary.LittleEndian.PutUint32(buf[i:], math.Float32bits(float32(i)*0.25))
+	}
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		fillNaN(buf, 0)
+	}
+}

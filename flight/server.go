@@ -1,0 +1,450 @@
+package flight
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/lsio-loader/lsio-loader/cropper"
+	"github.com/lsio-loader/lsio-loader/sampler"
+	"github.com/lsio-loader/lsio-loader/zarr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// OpenFunc opens a store by the URL or absolute path a spec names.
+type OpenFunc func(ctx context.Context, url string) (zarr.Store, error)
+
+// Options configure a Server.
+type Options struct {
+	// Open opens the stores specs name. Each URL is opened once per server
+	// and shared by every experiment that reads it.
+	Open OpenFunc
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Plans is how many validated plans are kept, keyed by spec; default 16.
+	Plans int
+	// ShutdownGrace bounds how long Serve waits for streams in flight to
+	// finish once its context is cancelled; default 2s.
+	ShutdownGrace time.Duration
+}
+
+// Server answers Flight requests for experiment specs. It is safe for
+// concurrent use: plans are immutable, and each stream has its own cropper.
+type Server struct {
+	flight.BaseFlightServer
+
+	log    *slog.Logger
+	stores *storeCache
+	plans  *lru[*sampler.Plan]
+	grace  time.Duration
+	// copying sends with arrow-go's flight.Writer instead of the zero-copy
+	// framing: the reference the benchmark compares against.
+	copying bool
+}
+
+// New returns a Server reading stores through opts.Open.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Plans <= 0 {
+		opts.Plans = 16
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 2 * time.Second
+	}
+	return &Server{
+		log:    opts.Logger,
+		stores: &storeCache{open: opts.Open, stores: make(map[string]zarr.Store)},
+		plans:  newLRU[*sampler.Plan](opts.Plans),
+		grace:  opts.ShutdownGrace,
+	}
+}
+
+// grpcOptions suit a few large messages: batches of crops can be hundreds
+// of MB, and bigger windows and buffers mean fewer flow-control stalls and
+// syscalls per batch.
+func grpcOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxRecvMsgSize(64 << 20),
+		grpc.InitialWindowSize(64 << 20),
+		grpc.InitialConnWindowSize(64 << 20),
+		grpc.WriteBufferSize(1 << 20),
+		grpc.ReadBufferSize(256 << 10),
+	}
+}
+
+// Listen opens addr: "unix:///path/to.sock" or "tcp://host:port". A unix
+// socket file left behind by a dead server is replaced; one a live server
+// answers on is an error. Closing the listener removes the socket file.
+func Listen(addr string) (net.Listener, error) {
+	switch {
+	case strings.HasPrefix(addr, "unix://"):
+		path := strings.TrimPrefix(addr, "unix://")
+		if path == "" {
+			return nil, fmt.Errorf("listen %q: empty socket path", addr)
+		}
+		if _, err := os.Stat(path); err == nil {
+			if conn, err := net.Dial("unix", path); err == nil {
+				conn.Close()
+				return nil, fmt.Errorf("listen %q: a server is already listening there", addr)
+			}
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("listen %q: removing stale socket: %w", addr, err)
+			}
+		}
+		lis, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("listen %q: %w", addr, err)
+		}
+		return bigSendBuffers{lis.(*net.UnixListener)}, nil
+	case strings.HasPrefix(addr, "tcp://"):
+		lis, err := net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
+		if err != nil {
+			return nil, fmt.Errorf("listen %q: %w", addr, err)
+		}
+		return lis, nil
+	}
+	return nil, fmt.Errorf("listen %q: want unix:///path or tcp://host:port", addr)
+}
+
+// unixSendBuffer is the socket send buffer asked for on unix connections
+// (the kernel caps it at net.core.wmem_max). The default (~200 KiB) holds a
+// batch of crops, tens of MB, a sliver at a time: gRPC's writer then waits
+// for the client to drain it, and, with the cropper keeping every core busy,
+// for the scheduler, once per sliver.
+const unixSendBuffer = 4 << 20
+
+// bigSendBuffers gives each accepted unix connection a larger send buffer.
+type bigSendBuffers struct{ *net.UnixListener }
+
+func (l bigSendBuffers) Accept() (net.Conn, error) {
+	conn, err := l.AcceptUnix()
+	if err != nil {
+		return nil, err
+	}
+	// Best effort: a smaller buffer is slower, not wrong.
+	_ = conn.SetWriteBuffer(unixSendBuffer)
+	return conn, nil
+}
+
+// Serve answers on lis until ctx is cancelled, then lets streams in flight
+// finish for the shutdown grace before cutting them off, and closes lis
+// (removing a unix socket file). A cancelled ctx is a clean exit: nil.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	gs := grpc.NewServer(append(grpcOptions(), grpc.ForceServerCodecV2(newCodec()))...)
+	flight.RegisterFlightServiceServer(gs, s)
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(lis) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("flight server on %s: %w", lis.Addr(), err)
+	case <-ctx.Done():
+	}
+	s.log.Info("flight server stopping", "addr", lis.Addr().String())
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(s.grace):
+		gs.Stop()
+		<-stopped
+	}
+	s.log.Info("flight server stopped", "addr", lis.Addr().String())
+	if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("flight server on %s: %w", lis.Addr(), err)
+	}
+	return nil
+}
+
+// storeCache opens each store once, so that concurrent experiments on the
+// same data share one read path (and its buffer pools).
+type storeCache struct {
+	open   OpenFunc
+	mu     sync.Mutex
+	stores map[string]zarr.Store
+}
+
+func (c *storeCache) get(ctx context.Context, url string) (zarr.Store, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stores[url]; ok {
+		return st, nil
+	}
+	// The store outlives the request that first names it.
+	st, err := c.open(context.WithoutCancel(ctx), url)
+	if err != nil {
+		return nil, err
+	}
+	c.stores[url] = st
+	return st, nil
+}
+
+// plan returns the validated plan for req, from the cache or built now.
+func (s *Server) plan(ctx context.Context, req *Request) (*sampler.Plan, error) {
+	key := req.planKey()
+	if p, ok := s.plans.get(key); ok {
+		return p, nil
+	}
+	dir := req.SpecDir
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("resolving spec paths: %w", err)
+		}
+		dir = wd
+	}
+	spec, err := sampler.ParseSpec([]byte(req.Spec), dir)
+	if err != nil {
+		return nil, requestError{err}
+	}
+	p, err := sampler.NewPlan(ctx, spec, s.stores.get)
+	if err != nil {
+		return nil, requestError{err}
+	}
+	s.plans.put(key, p)
+	return p, nil
+}
+
+// GetFlightInfo validates the spec in the descriptor's command and answers
+// with the schema and one endpoint per stream.
+func (s *Server) GetFlightInfo(ctx context.Context, desc *flight.FlightDescriptor) (*flight.FlightInfo, error) {
+	info, err := s.flightInfo(ctx, desc)
+	if err != nil {
+		s.log.Warn("flight info refused", "err", err)
+		return nil, grpcError(err)
+	}
+	return info, nil
+}
+
+func (s *Server) flightInfo(ctx context.Context, desc *flight.FlightDescriptor) (*flight.FlightInfo, error) {
+	if desc.GetType() != flight.DescriptorCMD {
+		return nil, requestError{errors.New("flight descriptor: want a command holding an experiment spec, got a path")}
+	}
+	req, err := ParseCommand(desc.GetCmd())
+	if err != nil {
+		return nil, requestError{err}
+	}
+	plan, err := s.plan(ctx, &req)
+	if err != nil {
+		return nil, err
+	}
+	schema, err := buildSchema(plan, &req)
+	if err != nil {
+		return nil, err
+	}
+	epochLen, err := plan.EpochLen(req.Split)
+	if err != nil {
+		return nil, requestError{err}
+	}
+	streams := req.Streams
+	if streams == 0 {
+		streams = max(plan.Streams, 1)
+	}
+	info := &flight.FlightInfo{
+		Schema:           flight.SerializeSchema(schema, memory.DefaultAllocator),
+		FlightDescriptor: desc,
+		TotalBytes:       -1,
+		Ordered:          false,
+	}
+	for stream := range streams {
+		t := ticket{PlanKey: req.planKey(), Request: req, Stream: stream, Streams: streams}
+		shard, nShards := t.shard()
+		info.TotalRecords += shardLen(epochLen, shard, nShards)
+		info.Endpoint = append(info.Endpoint, &flight.FlightEndpoint{Ticket: &flight.Ticket{Ticket: t.encode()}})
+	}
+	s.log.Info("flight info", "split", req.Split, "epoch", req.Epoch, "rank", req.Rank, "world_size", req.WorldSize,
+		"streams", streams, "epoch_len", epochLen, "samples", info.TotalRecords)
+	return info, nil
+}
+
+// shardLen counts the epoch positions i in [0, n) with i % nShards == shard.
+func shardLen(n int64, shard, nShards int) int64 {
+	if int64(shard) >= n {
+		return 0
+	}
+	return (n-int64(shard)-1)/int64(nShards) + 1
+}
+
+// GetSchema answers like GetFlightInfo, with the schema only.
+func (s *Server) GetSchema(ctx context.Context, desc *flight.FlightDescriptor) (*flight.SchemaResult, error) {
+	info, err := s.GetFlightInfo(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	return &flight.SchemaResult{Schema: info.Schema}, nil
+}
+
+// prefetch is how many batches a stream holds: one being sent while the
+// next is cropped.
+const prefetch = 2
+
+// slot is one of a stream's batches; sent is closed once the transport no
+// longer reads its buffers, so that they may be cropped into again.
+type slot struct {
+	batch *cropper.Batch
+	sent  <-chan struct{}
+	err   error
+}
+
+// recordWriter sends record batches on a DoGet stream and says when each
+// one's buffers are free again.
+type recordWriter interface {
+	write(rec arrow.RecordBatch) (sent <-chan struct{}, err error)
+	close() error
+}
+
+// zeroCopyWriter frames record batches over their own buffers (zerocopy.go).
+type zeroCopyWriter struct {
+	ipc    *ipc.Writer
+	sender *payloadSender
+}
+
+func newZeroCopyWriter(stream grpc.ServerStream, schema *arrow.Schema) *zeroCopyWriter {
+	sender := &payloadSender{stream: stream}
+	return &zeroCopyWriter{ipc: ipc.NewWriterWithPayloadWriter(sender, ipc.WithSchema(schema)), sender: sender}
+}
+
+func (w *zeroCopyWriter) write(rec arrow.RecordBatch) (<-chan struct{}, error) {
+	if err := w.ipc.Write(rec); err != nil {
+		return nil, err
+	}
+	return w.sender.last.ch, nil
+}
+
+func (w *zeroCopyWriter) close() error { return w.ipc.Close() }
+
+// copyingWriter is arrow-go's own Flight writer, which has copied the
+// record by the time Write returns; kept as the benchmark's reference.
+type copyingWriter struct{ w *flight.Writer }
+
+var alreadySent = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (w copyingWriter) write(rec arrow.RecordBatch) (<-chan struct{}, error) {
+	return alreadySent, w.w.Write(rec)
+}
+
+func (w copyingWriter) close() error { return w.w.Close() }
+
+// DoGet streams one ticket's shard of the epoch, a record batch per batch.
+func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	t, err := decodeTicket(tkt.GetTicket())
+	if err != nil {
+		return grpcError(requestError{err})
+	}
+	start := time.Now()
+	plan, err := s.plan(ctx, &t.Request)
+	if err != nil {
+		return grpcError(err)
+	}
+	schema, err := buildSchema(plan, &t.Request)
+	if err != nil {
+		return grpcError(err)
+	}
+	shard, nShards := t.shard()
+	log := s.log.With("split", t.Request.Split, "epoch", t.Request.Epoch, "shard", shard, "shards", nShards)
+
+	free := make(chan slot, prefetch)
+	for range prefetch {
+		free <- slot{batch: new(cropper.Batch), sent: alreadySent}
+	}
+	ready := make(chan slot, prefetch)
+	var producer sync.WaitGroup
+	producer.Add(1)
+	go func() {
+		defer producer.Done()
+		defer close(ready)
+		c := cropper.New(plan, cropper.Options{Raw: t.Request.Raw})
+		for samples := range plan.Batches(t.Request.Split, t.Request.Epoch, shard, nShards) {
+			var sl slot
+			select {
+			case sl = <-free:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case <-sl.sent:
+			case <-ctx.Done():
+				return
+			}
+			sl.err = c.Crop(ctx, samples, sl.batch)
+			ready <- sl
+			if sl.err != nil {
+				return
+			}
+		}
+	}()
+	// The producer may be blocked on free or ready: cancel, then drain.
+	defer func() {
+		cancel()
+		for range ready {
+		}
+		producer.Wait()
+	}()
+
+	var w recordWriter = newZeroCopyWriter(stream, schema)
+	if s.copying {
+		w = copyingWriter{flight.NewRecordWriter(stream, ipc.WithSchema(schema))}
+	}
+	defer w.close()
+	rb := newRecordBuilder(plan, schema)
+	var batches, samples, delivered int64
+	var stats cropper.Stats
+	for sl := range ready {
+		if sl.err != nil {
+			if ctx.Err() != nil {
+				log.Info("client went away", "batches", batches)
+				return status.FromContextError(ctx.Err()).Err()
+			}
+			log.Error("crop failed", "err", sl.err)
+			return grpcError(fmt.Errorf("cropping batch %d of shard %d/%d: %w", batches, shard, nShards, sl.err))
+		}
+		rec, err := rb.build(sl.batch)
+		if err != nil {
+			return status.Error(codes.Internal, err.Error())
+		}
+		sl.sent, err = w.write(rec)
+		rec.Release()
+		if err != nil {
+			if ctx.Err() != nil {
+				log.Info("client went away", "batches", batches)
+				return status.FromContextError(ctx.Err()).Err()
+			}
+			return grpcError(fmt.Errorf("sending batch %d of shard %d/%d: %w", batches, shard, nShards, err))
+		}
+		batches++
+		samples += int64(len(sl.batch.Samples))
+		stats.Chunks += sl.batch.Stats.Chunks
+		stats.BytesRead += sl.batch.Stats.BytesRead
+		stats.BytesDecoded += sl.batch.Stats.BytesDecoded
+		stats.BytesDelivered += sl.batch.Stats.BytesDelivered
+		for _, d := range sl.batch.Data {
+			delivered += int64(len(d))
+		}
+		free <- sl
+	}
+	if err := ctx.Err(); err != nil {
+		return status.FromContextError(err).Err()
+	}
+	elapsed := time.Since(start)
+	log.Info("stream done", "batches", batches, "samples", samples, "bytes", delivered,
+		"seconds", elapsed.Seconds(), "MB/s", float64(delivered)/1e6/elapsed.Seconds(),
+		"chunks", stats.Chunks, "bytes_read", stats.BytesRead, "read_amplification", stats.ReadAmplification())
+	return nil
+}

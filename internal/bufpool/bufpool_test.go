@@ -1,0 +1,68 @@
+package bufpool
+
+import (
+	"testing"
+	"unsafe"
+)
+
+func TestGetRelease(t *testing.T) {
+	for _, tc := range []struct {
+		align, n int
+		pooled   bool
+	}{
+		{4096, 0, false},
+		{4096, 100, false},
+		{4096, 4096, true},
+		{4096, 4097, true},
+		{4096, 1 << 20, true},
+		{64, 5000, true},
+		{1, 70000, true},
+		{3, 8192, true}, // not a power of two: 4096 is used
+	} {
+		p := New(tc.align)
+		buf := p.Get(tc.n)
+		if len(buf) != tc.n {
+			t.Fatalf("Get(%d) has length %d", tc.n, len(buf))
+		}
+		if tc.pooled {
+			if addr := uintptr(unsafe.Pointer(unsafe.SliceData(buf))); addr%uintptr(p.Align()) != 0 {
+				t.Fatalf("align %d: Get(%d) starts at %#x", p.Align(), tc.n, addr)
+			}
+			if p.Outstanding() != 1 {
+				t.Fatalf("Get(%d): %d outstanding, want 1", tc.n, p.Outstanding())
+			}
+		}
+		for i := range buf {
+			buf[i] = byte(i)
+		}
+		// Callers may hand back a re-slice that starts inside the buffer,
+		// as O_DIRECT reads do.
+		if len(buf) > 10 {
+			buf = buf[7:9]
+		}
+		p.Release(buf)
+		p.Release(buf) // a second release is ignored
+		if p.Outstanding() != 0 {
+			t.Fatalf("Get(%d): %d outstanding after Release", tc.n, p.Outstanding())
+		}
+	}
+}
+
+func TestReleaseForeign(t *testing.T) {
+	p := New(4096)
+	foreign := make([]byte, 8192)
+	p.Release(foreign)
+	p.Release(nil)
+	buf := p.Get(8192)
+	if unsafe.SliceData(buf) == unsafe.SliceData(foreign) {
+		t.Fatal("a slice the pool never lent was recycled")
+	}
+}
+
+func BenchmarkGetRelease(b *testing.B) {
+	p := New(4096)
+	b.SetBytes(64 << 10)
+	for b.Loop() {
+		p.Release(p.Get(64 << 10))
+	}
+}

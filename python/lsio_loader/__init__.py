@@ -1,0 +1,27 @@
+"""lsio-loader's Python client: random crops of Zarr datasets served over
+Arrow Flight by `loader serve`, as numpy arrays (iter_batches) or torch
+tensors (LoaderDataset, with the `torch` extra), without copying."""
+
+from ._client import batch_to_numpy, iter_batches, iter_record_batches, make_command
+from ._server import Server, connect, find_binary
+
+__all__ = [
+    "Server",
+    "connect",
+    "find_binary",
+    "iter_batches",
+    "iter_record_batches",
+    "batch_to_numpy",
+    "make_command",
+    "LoaderDataset",
+    "batch_to_torch",
+]
+
+
+def __getattr__(name: str):
+    # torch is an optional extra: imported only when asked for.
+    if name in ("LoaderDataset", "batch_to_torch"):
+        from . import _torch
+
+        return getattr(_torch, name)
+    raise AttributeError(f"module 'lsio_loader' has no attribute {name!r}")

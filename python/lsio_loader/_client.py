@@ -1,0 +1,292 @@
+"""Requests to an lsio-loader server and record batches as numpy arrays."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import platform
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from ._server import Server, connect
+
+__all__ = [
+    "SpecLike", "make_command", "get_flight_info", "batch_to_numpy", "iter_batches", "iter_endpoint", "iter_endpoints",
+    "retain_freed_memory",
+]
+
+SpecLike = Union[str, os.PathLike, Mapping[str, Any]]
+
+# Provenance columns every record batch has; see flight/schema.go.
+PROVENANCE = ("epoch_index", "t0", "x", "y", "lat", "lon")
+NAT = np.iinfo(np.int64).min
+
+
+def _spec_text(spec: SpecLike) -> tuple[str, str]:
+    """The spec's text and the directory its relative paths resolve against."""
+    if isinstance(spec, Mapping):
+        return json.dumps(spec), os.getcwd()
+    # A one-line string naming a file is a path; anything else is spec text.
+    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and "\n" not in spec and os.path.isfile(spec)):
+        path = Path(spec).resolve()
+        return path.read_text(), str(path.parent)
+    if isinstance(spec, str):
+        return spec, os.getcwd()
+    raise TypeError(f"spec: want a path, spec text or a dict, got {type(spec).__name__}")
+
+
+def make_command(
+    spec: SpecLike,
+    *,
+    split: str = "train",
+    epoch: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    streams: int | None = None,
+    raw: bool = False,
+) -> bytes:
+    """The FlightDescriptor command asking for one rank's share of an epoch."""
+    text, spec_dir = _spec_text(spec)
+    envelope: dict[str, Any] = {
+        "spec": text,
+        "spec_dir": spec_dir,
+        "split": split,
+        "epoch": int(epoch),
+        "rank": int(rank),
+        "world_size": int(world_size),
+        "raw": bool(raw),
+    }
+    if streams is not None:
+        envelope["streams"] = int(streams)
+    return json.dumps(envelope).encode()
+
+
+def get_flight_info(client: flight.FlightClient, command: bytes) -> flight.FlightInfo:
+    return client.get_flight_info(flight.FlightDescriptor.for_command(command))
+
+
+def _column_dtype(field: pa.Field) -> np.dtype | None:
+    """The numpy dtype a column's bits stand for, where Arrow's type is only
+    their carrier (bfloat16 is left to the caller: numpy has none)."""
+    md = field.metadata or {}
+    true = md.get(b"lsio.dtype")
+    if true is None or true == b"bfloat16":
+        return None
+    if true == b"bool":
+        return np.dtype(np.bool_)
+    return np.dtype(true.decode())
+
+
+def is_bfloat16(field: pa.Field) -> bool:
+    return (field.metadata or {}).get(b"lsio.dtype") == b"bfloat16"
+
+
+# Arrow value types of our columns, by their id, as numpy dtypes.
+_NUMPY_DTYPES = {
+    t.id: np.dtype(d)
+    for t, d in [
+        (pa.float16(), np.float16), (pa.float32(), np.float32), (pa.float64(), np.float64),
+        (pa.int8(), np.int8), (pa.int16(), np.int16), (pa.int32(), np.int32), (pa.int64(), np.int64),
+        (pa.uint8(), np.uint8), (pa.uint16(), np.uint16), (pa.uint32(), np.uint32), (pa.uint64(), np.uint64),
+        (pa.timestamp("ns"), np.int64),
+    ]
+}
+
+
+def _values(col: pa.Array) -> np.ndarray:
+    """A fixed-width column's values (nulls not masked), zero-copy: numpy
+    over the Arrow buffer. Not Array.to_numpy, whose first call imports
+    pandas (over a second, once per DataLoader worker)."""
+    dtype = _NUMPY_DTYPES.get(col.type.id)
+    if dtype is None:
+        raise TypeError(f"column of {col.type}: not a fixed-width numeric type")
+    return np.frombuffer(col.buffers()[1], dtype=dtype, count=col.offset + len(col))[col.offset:]
+
+
+def _flat_values(col: pa.Array) -> np.ndarray:
+    """The values of a fixed-size-list (or tensor) column, zero-copy."""
+    if isinstance(col, pa.ExtensionArray):
+        col = col.storage
+    return _values(col.flatten())
+
+
+def _int64s(col: pa.Array) -> np.ndarray:
+    """A timestamp column's int64 ns, nulls as NaT."""
+    values = _values(col)
+    if col.null_count:
+        bits = np.unpackbits(np.frombuffer(col.buffers()[0], dtype=np.uint8), bitorder="little")
+        values = np.where(bits[col.offset:col.offset + len(col)].astype(bool), values, NAT)
+    return values
+
+
+def batch_to_numpy(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+    """A record batch as numpy arrays sharing its buffers (read-only): per
+    source its crops (B, *shape) — bfloat16 as uint16 bits —, "<name>.isel"
+    (B, ndim, 2) [start, stop) per own dim, "<name>.time" (B, T) ns, and
+    "t0" (ns, NaT as int64 min), "epoch_index", "x", "y", "lat", "lon"."""
+    out: dict[str, np.ndarray] = {}
+    n = batch.num_rows
+    for field, col in zip(batch.schema, batch.columns):
+        name = field.name
+        if isinstance(field.type, pa.FixedShapeTensorType):
+            values = _flat_values(col)
+            dtype = _column_dtype(field)
+            if dtype is not None:
+                values = values.view(dtype)
+            out[name] = values.reshape((n, *field.type.shape))
+        elif name.endswith(".isel"):
+            out[name] = _flat_values(col).reshape(n, -1, 2)
+        elif name.endswith(".time"):
+            out[name] = _int64s(col.flatten()).reshape(n, -1)
+        elif name == "t0":
+            out[name] = _int64s(col)
+        else:
+            out[name] = _values(col)
+    return out
+
+
+class _FreedMemory:
+    """Lets gRPC recycle the memory of received batches.
+
+    gRPC assembles every Flight message (a whole batch: tens to hundreds of
+    MB) in one fresh malloc. glibc serves any allocation above 32 MiB with
+    its own mmap and unmaps it on free, so each batch costs the client a
+    page fault and a zeroed page per 4 KiB: more than half the client's CPU
+    time (0.7 of 1.25 CPU-s per GB on the satellite bench). While a batch is
+    received, mmap is off (M_MMAP_MAX 0), so that its message comes from
+    the heap, where the last one's freed pages are; and the heap keeps a few
+    batches' worth free at its top instead of trimming it. Only while
+    receiving: with mmap off for good, the rest of the process's big
+    allocations fragment the heap (the bench's reader grew by 1 GB); as it
+    is, the client keeps about two batches more resident. Setting these
+    stops glibc adapting its mmap threshold, so it is pinned where that
+    adaptation ends (32 MiB). Process-wide, as malloc settings are;
+    LSIO_LOADER_MALLOC=system leaves malloc alone.
+    """
+
+    M_TRIM_THRESHOLD = -1
+    M_MMAP_THRESHOLD = -3
+    M_MMAP_MAX = -4
+    MMAP_THRESHOLD = 32 << 20
+    # glibc's default mmap count limit, restored after each receive.
+    MMAP_MAX_DEFAULT = 65536
+    # Free bytes kept at the heap's top: at least this, else a few batches.
+    MIN_RETAINED = 64 << 20
+    BATCHES_RETAINED = 2
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._mallopt = None
+        self._retained = 0
+        if os.environ.get("LSIO_LOADER_MALLOC", "") == "system" or platform.libc_ver()[0] != "glibc":
+            return
+        try:
+            self._mallopt = ctypes.CDLL(None).mallopt
+        except (OSError, AttributeError):
+            return
+        self._mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        self._mallopt.restype = ctypes.c_int
+
+    def retain(self, batch_bytes: int) -> bool:
+        """Keeps a few batches of batch_bytes free at the heap's top."""
+        if self._mallopt is None:
+            return False
+        want = min(max(self.MIN_RETAINED, self.BATCHES_RETAINED * batch_bytes), 2**31 - 1)
+        if want > self._retained:
+            with self._lock:
+                if self._retained == 0 and self._mallopt(self.M_MMAP_THRESHOLD, self.MMAP_THRESHOLD) != 1:
+                    self._mallopt = None
+                    return False
+                if want > self._retained and self._mallopt(self.M_TRIM_THRESHOLD, want) == 1:
+                    self._retained = want
+        return self._retained > 0
+
+    def next_batch(self, reader: flight.FlightStreamReader) -> pa.RecordBatch:
+        """reader's next record batch, received into recycled memory;
+        StopIteration at the end of the stream."""
+        if not self.retain(0):
+            return reader.read_chunk().data
+        self._mallopt(self.M_MMAP_MAX, 0)
+        try:
+            batch = reader.read_chunk().data
+        finally:
+            self._mallopt(self.M_MMAP_MAX, self.MMAP_MAX_DEFAULT)
+        self.retain(batch.nbytes)
+        return batch
+
+
+_freed_memory = _FreedMemory()
+
+
+def retain_freed_memory(batch_bytes: int = 0) -> bool:
+    """Tunes this process's malloc to keep a few batches of batch_bytes
+    free for reuse (see _FreedMemory); False where it cannot (not glibc,
+    or opted out)."""
+    return _freed_memory.retain(batch_bytes)
+
+
+def iter_endpoint(client: flight.FlightClient, endpoint: flight.FlightEndpoint) -> Iterator[pa.RecordBatch]:
+    yield from _batches(client.do_get(endpoint.ticket))
+
+
+def _batches(reader: flight.FlightStreamReader) -> Iterator[pa.RecordBatch]:
+    while True:
+        try:
+            batch = _freed_memory.next_batch(reader)
+        except StopIteration:
+            return
+        yield batch
+
+
+def iter_endpoints(client: flight.FlightClient, endpoints: Iterable[flight.FlightEndpoint]) -> Iterator[pa.RecordBatch]:
+    """The endpoints' record batches, endpoint after endpoint, one stream
+    open at a time. (Opening the next stream early, so that the server crops
+    it during the current one's tail, measured no faster on the satellite
+    bench: the server's cores are busy all along either way.)"""
+    for endpoint in endpoints:
+        yield from iter_endpoint(client, endpoint)
+
+
+def iter_record_batches(
+    spec: SpecLike,
+    *,
+    address: str | None = None,
+    split: str = "train",
+    epoch: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    streams: int | None = None,
+    raw: bool = False,
+    endpoints: Sequence[int] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of one rank's share of an epoch, endpoint after
+    endpoint (only those listed in endpoints, if given). Launches a server
+    for the duration when address is None."""
+    if address is None:
+        with Server() as server:
+            yield from iter_record_batches(
+                spec, address=server.address, split=split, epoch=epoch, rank=rank,
+                world_size=world_size, streams=streams, raw=raw, endpoints=endpoints,
+            )
+        return
+    command = make_command(spec, split=split, epoch=epoch, rank=rank, world_size=world_size, streams=streams, raw=raw)
+    client = connect(address)
+    try:
+        info = get_flight_info(client, command)
+        chosen = info.endpoints if endpoints is None else [info.endpoints[i] for i in endpoints]
+        yield from iter_endpoints(client, chosen)
+    finally:
+        client.close()
+
+
+def iter_batches(spec: SpecLike, **kwargs: Any) -> Iterator[dict[str, np.ndarray]]:
+    """Like iter_record_batches, each batch as batch_to_numpy's dict."""
+    for batch in iter_record_batches(spec, **kwargs):
+        yield batch_to_numpy(batch)

@@ -1,0 +1,144 @@
+"""Launching `loader serve` next to the trainer, and connecting to a server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import pyarrow.flight as flight
+
+__all__ = ["Server", "connect", "find_binary", "flight_location"]
+
+# The line `loader serve` prints on stdout once it accepts connections.
+_READY_PREFIX = "lsio-loader listening on "
+
+
+def find_binary() -> str:
+    """The `loader` binary: $LSIO_LOADER_BIN, else bin/loader of the source
+    checkout this package lives in, else `loader` on PATH."""
+    env = os.environ.get("LSIO_LOADER_BIN")
+    if env:
+        if not os.access(env, os.X_OK):
+            raise FileNotFoundError(f"LSIO_LOADER_BIN={env} is not an executable file")
+        return env
+    repo_bin = Path(__file__).resolve().parents[2] / "bin" / "loader"
+    if os.access(repo_bin, os.X_OK):
+        return str(repo_bin)
+    found = shutil.which("loader")
+    if found:
+        return found
+    raise FileNotFoundError(
+        "no lsio-loader binary: set LSIO_LOADER_BIN, run `make build` in the checkout, or put `loader` on PATH"
+    )
+
+
+def flight_location(address: str) -> str:
+    """A pyarrow.flight location for an lsio-loader address:
+    unix:///path.sock, tcp://host:port or grpc://host:port."""
+    if address.startswith("unix://"):
+        return "grpc+unix://" + address[len("unix://"):]
+    if address.startswith("tcp://"):
+        return "grpc+tcp://" + address[len("tcp://"):]
+    if address.startswith(("grpc://", "grpc+tcp://", "grpc+unix://", "grpc+tls://")):
+        return address
+    raise ValueError(f"address {address!r}: want unix:///path.sock, tcp://host:port or grpc://host:port")
+
+
+def connect(address: str) -> flight.FlightClient:
+    """A Flight client for a running server."""
+    return flight.FlightClient(flight_location(address))
+
+
+def _terminate(proc: subprocess.Popen, socket_dir: str | None, timeout: float) -> int | None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if socket_dir is not None:
+        shutil.rmtree(socket_dir, ignore_errors=True)
+    return proc.returncode
+
+
+class Server:
+    """`loader serve` running as a child process on a private unix socket.
+
+    Closed (SIGTERM, then wait) by close(), on leaving a `with` block, or at
+    interpreter exit, whichever comes first.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        binary: str | None = None,
+        log_level: str = "warn",
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self._socket_dir = None
+        if address is None:
+            self._socket_dir = tempfile.mkdtemp(prefix="lsio-loader-")
+            address = "unix://" + os.path.join(self._socket_dir, "loader.sock")
+        self.address = address
+        self.location = flight_location(address)
+        cmd = [binary or find_binary(), "serve", "--listen", address, "--log-level", log_level]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        self._finalizer = weakref.finalize(self, _terminate, self._proc, self._socket_dir, stop_timeout)
+        try:
+            self._wait_ready(startup_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        ready = threading.Event()
+        assert self._proc.stdout is not None
+        stdout = self._proc.stdout
+
+        def drain() -> None:
+            # Keep reading so that the server never blocks on a full pipe.
+            for line in stdout:
+                if line.startswith(_READY_PREFIX):
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=drain, name="lsio-loader-stdout", daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not ready.wait(0.05):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                break
+        if self._proc.poll() is not None:
+            raise RuntimeError(f"loader serve exited with status {self._proc.returncode} before it was ready")
+        if not ready.is_set():
+            raise TimeoutError(f"loader serve not ready on {self.address} after {timeout:.0f}s")
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def connect(self) -> flight.FlightClient:
+        return connect(self.address)
+
+    def close(self) -> int | None:
+        """Stops the server and returns its exit status (0 on a clean stop)."""
+        return self._finalizer() if self._finalizer.alive else self._proc.returncode
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self._proc.poll() is None else f"exited {self._proc.returncode}"
+        return f"Server({self.address!r}, pid={self._proc.pid}, {state})"

@@ -1,0 +1,124 @@
+"""LoaderDataset: an lsio-loader experiment as a torch IterableDataset."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+import torch.distributed as dist
+from torch.utils.data import IterableDataset, get_worker_info
+
+from ._client import SpecLike, batch_to_numpy, get_flight_info, is_bfloat16, iter_endpoints, make_command
+from ._server import Server, connect
+
+__all__ = ["LoaderDataset", "batch_to_torch"]
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    # Arrow buffers are read-only; torch warns on every such view although
+    # the tensor only aliases the record batch it keeps alive. Writing to it
+    # is undefined, as with any read-only numpy view.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
+def batch_to_torch(batch: pa.RecordBatch) -> dict[str, torch.Tensor]:
+    """batch_to_numpy as torch tensors sharing the record batch's buffers;
+    bfloat16 crops become torch.bfloat16 views of their bits."""
+    arrays = batch_to_numpy(batch)
+    out: dict[str, torch.Tensor] = {}
+    for field in batch.schema:
+        array = arrays[field.name]
+        if is_bfloat16(field):
+            out[field.name] = _tensor(array.view(np.int16)).view(torch.bfloat16)
+        else:
+            out[field.name] = _tensor(array)
+    return out
+
+
+class LoaderDataset(IterableDataset):
+    """Batches of crops from an lsio-loader server, as dicts of tensors.
+
+    The server batches: use DataLoader(dataset, batch_size=None, num_workers=k).
+    Each rank (torch.distributed, or rank/world_size) reads a disjoint share
+    of the epoch; within a rank the Flight endpoints are dealt to the
+    DataLoader workers (worker w takes endpoints w, w+k, ...), so every
+    sample arrives once. location None launches a server, owned by this
+    dataset and stopped by close() or at exit; else it is the address of a
+    running one (unix:///path.sock or grpc://host:port).
+
+    Workers open their own Flight clients. gRPC does not survive fork() while
+    a client is open in the parent: if the main process also reads from the
+    server, give the DataLoader multiprocessing_context="forkserver".
+    """
+
+    def __init__(
+        self,
+        spec: SpecLike,
+        *,
+        location: str | None = None,
+        split: str = "train",
+        epoch: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        streams: int | None = None,
+        raw: bool = False,
+    ) -> None:
+        super().__init__()
+        if rank is None or world_size is None:
+            distributed = dist.is_available() and dist.is_initialized()
+            rank = (dist.get_rank() if distributed else 0) if rank is None else rank
+            world_size = (dist.get_world_size() if distributed else 1) if world_size is None else world_size
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside [0, world_size {world_size})")
+        self.spec = spec
+        self.split = split
+        self.epoch = epoch
+        self.rank = rank
+        self.world_size = world_size
+        self.streams = streams
+        self.raw = raw
+        self._server: Server | None = None
+        if location is None:
+            self._server = Server()
+            location = self._server.address
+        self.location = location
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reads epoch next time, like DistributedSampler.set_epoch."""
+        self.epoch = epoch
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Workers connect to the server; only the owner stops it.
+        state = self.__dict__.copy()
+        state["_server"] = None
+        return state
+
+    def _command(self, streams: int | None) -> bytes:
+        return make_command(
+            self.spec, split=self.split, epoch=self.epoch, rank=self.rank,
+            world_size=self.world_size, streams=streams, raw=self.raw,
+        )
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        worker = get_worker_info()
+        worker_id, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        client = connect(self.location)
+        try:
+            info = get_flight_info(client, self._command(self.streams))
+            if self.streams is None and len(info.endpoints) < workers:
+                # Every worker asks the same, so every worker sees the same endpoints.
+                info = get_flight_info(client, self._command(workers))
+            for batch in iter_endpoints(client, info.endpoints[worker_id::workers]):
+                yield batch_to_torch(batch)
+        finally:
+            client.close()

@@ -1,0 +1,459 @@
+package sampler
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lsio-loader/lsio-loader/zarr"
+)
+
+// bindSource opens a source's array and coordinates and checks the spec
+// against them. Errors start with the spec field, relative to the source.
+func bindSource(ctx context.Context, name string, ss *SourceSpec, st zarr.Store) (Source, planSource, error) {
+	s := Source{Name: name, StoreURL: ss.Store, ArrayPath: strings.Trim(ss.Array, "/")}
+	ps := planSource{timeDim: -1, initDim: -1, stepDim: -1, yDim: -1, xDim: -1, chDim: -1, dropout: ss.Dropout}
+	g, err := zarr.OpenGroup(ctx, st, "")
+	if err != nil {
+		return s, ps, fieldErr("store", "%w", err)
+	}
+	arr, err := g.Array(s.ArrayPath)
+	if err != nil {
+		return s, ps, fieldErr("array", "%w", err)
+	}
+	s.Array = arr
+	s.Dims = arr.Dims
+	ps.shape = arr.Shape
+	if !numericKind(arr.DType.Kind) {
+		return s, ps, fieldErr("array", "%s has dtype %s, not a number", arr, arr.DType)
+	}
+	if len(arr.Dims) != len(arr.Shape) {
+		if ss.Dims != nil {
+			return s, ps, fieldErr("dims", "%s has no dimension names to map", arr)
+		}
+		s.Dims = make([]string, len(arr.Shape))
+		for i := range s.Dims {
+			s.Dims[i] = "dim_" + strconv.Itoa(i)
+		}
+	}
+	s.Size = make([]int64, len(arr.Shape))
+	s.NaNFill = ss.NaNFill
+	s.ClipMin, s.ClipMax = float32(math.Inf(-1)), float32(math.Inf(1))
+	if ss.Dims == nil {
+		return bindGeneric(ss, s, ps)
+	}
+	dimIndex := func(field, dim string) (int, error) {
+		if dim == "" {
+			return -1, nil
+		}
+		i := slices.Index(s.Dims, dim)
+		if i < 0 {
+			return -1, fieldErr("dims."+field, "%s has no dim %q (dims %v)", arr, dim, s.Dims)
+		}
+		return i, nil
+	}
+	d := ss.Dims
+	roles := []struct {
+		field, dim string
+		dst        *int
+	}{
+		{"time", d.Time, &ps.timeDim}, {"init_time", d.InitTime, &ps.initDim}, {"step", d.Step, &ps.stepDim},
+		{"channel", d.Channel, &ps.chDim}, {"y", d.Y, &ps.yDim}, {"x", d.X, &ps.xDim},
+	}
+	used := map[int]string{}
+	for _, r := range roles {
+		if *r.dst, err = dimIndex(r.field, r.dim); err != nil {
+			return s, ps, err
+		}
+		if *r.dst >= 0 {
+			if prev, dup := used[*r.dst]; dup {
+				return s, ps, fieldErr("dims."+r.field, "dim %q is already mapped as %s", r.dim, prev)
+			}
+			used[*r.dst] = r.field
+		}
+	}
+	// Dims with no role must be length 1: nothing says where to cut them.
+	for i, dim := range s.Dims {
+		if _, ok := used[i]; !ok && arr.Shape[i] != 1 {
+			return s, ps, fieldErr("dims", "%s dim %q (length %d) has no role (time, init_time, step, channel, y, x)", arr, dim, arr.Shape[i])
+		}
+		s.Size[i] = 1
+	}
+	group := path.Dir("/" + s.ArrayPath)
+	coordPath := func(n string) string { return strings.Trim(path.Join(group, n), "/") }
+
+	// Channels.
+	nCh := int64(1)
+	var chStart int64
+	if ps.chDim >= 0 {
+		if len(ss.Channels) == 0 {
+			nCh = arr.Shape[ps.chDim]
+			s.Size[ps.chDim] = nCh
+		} else {
+			labels, err := readStrings(ctx, g, coordPath(d.Channel))
+			if err != nil {
+				return s, ps, fieldErr("channels", "%w", err)
+			}
+			idx := make([]int64, len(ss.Channels))
+			for i, want := range ss.Channels {
+				j := slices.Index(labels, want)
+				if j < 0 {
+					return s, ps, fieldErr(fmt.Sprintf("channels[%d]", i), "no channel %q in %s coordinate %q (have %v)", want, arr, d.Channel, labels)
+				}
+				idx[i] = int64(j)
+			}
+			chStart = slices.Min(idx)
+			s.Size[ps.chDim] = slices.Max(idx) - chStart + 1
+			s.Channels = make([]int64, len(idx))
+			for i, j := range idx {
+				s.Channels[i] = j - chStart
+			}
+			nCh = int64(len(idx))
+		}
+	}
+	ps.chStart = chStart
+	if err := ss.checkNormalise(int(nCh)); err != nil {
+		return s, ps, err
+	}
+	if n := ss.Normalise; n != nil {
+		s.Mean, s.Std = make([]float32, nCh), make([]float32, nCh)
+		for c := range nCh {
+			j := min(int(c), len(n.Mean)-1)
+			s.Mean[c], s.Std[c] = float32(n.Mean[j]), float32(n.Std[j])
+		}
+		if n.ClipMin != nil {
+			s.ClipMin = float32(*n.ClipMin)
+		}
+		if n.ClipMax != nil {
+			s.ClipMax = float32(*n.ClipMax)
+		}
+	}
+
+	// Time.
+	nT := int64(1)
+	s.TStride = 1
+	ps.kind = kindStatic
+	if tw := ss.Time; tw != nil {
+		ps.startOff, ps.endOff, ps.res = int64(tw.Start), int64(tw.End), int64(tw.Resolution)
+		nT = (ps.endOff-ps.startOff)/ps.res + 1
+		ps.nT = nT
+		if ps.timeDim >= 0 {
+			ps.kind = kindTime
+			if ps.times, err = readTimes(ctx, g, coordPath(d.Time)); err != nil {
+				return s, ps, fieldErr("dims.time", "%w", err)
+			}
+			if nT > int64(len(ps.times)) {
+				return s, ps, fieldErr("time", "window of %d steps is longer than %s's %d times", nT, arr, len(ps.times))
+			}
+		} else {
+			ps.kind = kindNWP
+			if ps.times, err = readTimes(ctx, g, coordPath(d.InitTime)); err != nil {
+				return s, ps, fieldErr("dims.init_time", "%w", err)
+			}
+			if ps.steps, err = readDurations(ctx, g, coordPath(d.Step)); err != nil {
+				return s, ps, fieldErr("dims.step", "%w", err)
+			}
+			if nT > int64(len(ps.steps)) {
+				return s, ps, fieldErr("time", "window of %d steps is longer than %s's %d steps", nT, arr, len(ps.steps))
+			}
+			s.Size[ps.initDim] = 1
+			ps.initDelay, ps.maxStaleness = int64(ss.InitDelay), int64(ss.MaxStaleness)
+		}
+		if !slices.IsSorted(ps.times) || (ps.steps != nil && !slices.IsSorted(ps.steps)) {
+			return s, ps, fieldErr("dims", "%s time coordinates are not ascending", arr)
+		}
+		if len(ps.times) == 0 {
+			return s, ps, fieldErr("dims", "%s has no times", arr)
+		}
+		labels, tDim := ps.times, ps.timeDim
+		if ps.kind == kindNWP {
+			labels, tDim = ps.steps, ps.stepDim
+		}
+		// A resolution that is a multiple of the data's spacing takes every
+		// stride-th step (as ocf-data-sampler selects target times).
+		ps.stride = 1
+		if sp := medianSpacing(labels); sp > 0 && ps.res != sp {
+			if ps.res < sp || ps.res%sp != 0 {
+				return s, ps, fieldErr("time.resolution", "%v is not a multiple of %s's time spacing %v",
+					time.Duration(ps.res), arr, time.Duration(sp))
+			}
+			ps.stride = ps.res / sp
+		}
+		span := (nT-1)*ps.stride + 1
+		if span > arr.Shape[tDim] {
+			return s, ps, fieldErr("time", "window spans %d steps of %s, which has %d", span, arr, arr.Shape[tDim])
+		}
+		s.Size[tDim] = span
+		s.TStride = ps.stride
+	}
+
+	ps.nT = nT
+	// Space.
+	ps.h, ps.w = ss.Crop["height"], ss.Crop["width"]
+	if ps.h > arr.Shape[ps.yDim] || ps.w > arr.Shape[ps.xDim] {
+		return s, ps, fieldErr("crop", "%d×%d pixels is larger than %s's %d×%d grid", ps.h, ps.w, arr, arr.Shape[ps.yDim], arr.Shape[ps.xDim])
+	}
+	s.Size[ps.yDim], s.Size[ps.xDim] = ps.h, ps.w
+	if ps.grid, err = bindGrid(ctx, g, ss, arr, ps.yDim, ps.xDim, coordPath); err != nil {
+		return s, ps, err
+	}
+
+	tDim := ps.timeDim
+	if ps.kind == kindNWP {
+		tDim = ps.stepDim
+	}
+	s.Axes = []int{tDim, ps.chDim, ps.yDim, ps.xDim}
+	s.OutShape = []int64{nT, nCh, ps.h, ps.w}
+	return s, ps, nil
+}
+
+func bindGeneric(ss *SourceSpec, s Source, ps planSource) (Source, planSource, error) {
+	ps.kind = kindGeneric
+	for k := range ss.Crop {
+		if !slices.Contains(s.Dims, k) {
+			return s, ps, fieldErr("crop."+k, "%s has no dim %q (dims %v)", s.Array, k, s.Dims)
+		}
+	}
+	for i, dim := range s.Dims {
+		n, ok := ss.Crop[dim]
+		if !ok {
+			return s, ps, fieldErr("crop", "no size for dim %q of %s (a generic source needs one per dim: %v)", dim, s.Array, s.Dims)
+		}
+		if n > s.Array.Shape[i] {
+			return s, ps, fieldErr("crop."+dim, "%d is larger than the dim's length %d in %s", n, s.Array.Shape[i], s.Array)
+		}
+		s.Size[i] = n
+	}
+	if err := ss.checkNormalise(1); err != nil {
+		return s, ps, err
+	}
+	if n := ss.Normalise; n != nil {
+		s.Mean, s.Std = []float32{float32(n.Mean[0])}, []float32{float32(n.Std[0])}
+		if n.ClipMin != nil {
+			s.ClipMin = float32(*n.ClipMin)
+		}
+		if n.ClipMax != nil {
+			s.ClipMax = float32(*n.ClipMax)
+		}
+	}
+	s.OutShape = slices.Clone(s.Size)
+	s.TStride = 1
+	return s, ps, nil
+}
+
+func numericKind(k zarr.Kind) bool {
+	return k == zarr.KindBool || k == zarr.KindInt || k == zarr.KindUint || k == zarr.KindFloat
+}
+
+// maxCoordElems bounds how much of a coordinate the sampler loads.
+const maxCoordElems = 1 << 26
+
+func readCoord(ctx context.Context, g *zarr.Group, name string) (*zarr.Array, []byte, error) {
+	a, err := g.Array(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.NumElements() > maxCoordElems {
+		return nil, nil, fmt.Errorf("%s: %d elements is too many for a coordinate", a, a.NumElements())
+	}
+	b, err := a.ReadAll(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
+// readFloats reads a numeric coordinate as float64.
+func readFloats(ctx context.Context, g *zarr.Group, name string) (*zarr.Array, []float64, error) {
+	a, b, err := readCoord(ctx, g, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := toFloat64s(a, b)
+	return a, out, err
+}
+
+func toFloat64s(a *zarr.Array, b []byte) ([]float64, error) {
+	sz := a.DType.Size
+	out := make([]float64, len(b)/sz)
+	for i := range out {
+		e := b[i*sz : (i+1)*sz]
+		switch {
+		case a.DType.Kind == zarr.KindFloat && sz == 8:
+			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(e))
+		case a.DType.Kind == zarr.KindFloat && sz == 4:
+			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(e)))
+		case (a.DType.Kind == zarr.KindInt || a.DType.Kind == zarr.KindDatetime || a.DType.Kind == zarr.KindTimedelta) && sz == 8:
+			out[i] = float64(int64(binary.LittleEndian.Uint64(e)))
+		case a.DType.Kind == zarr.KindInt && sz == 4:
+			out[i] = float64(int32(binary.LittleEndian.Uint32(e)))
+		case a.DType.Kind == zarr.KindInt && sz == 2:
+			out[i] = float64(int16(binary.LittleEndian.Uint16(e)))
+		default:
+			return nil, fmt.Errorf("%s: coordinate dtype %s is not supported", a, a.DType)
+		}
+	}
+	return out, nil
+}
+
+func toInt64s(a *zarr.Array, b []byte) ([]int64, bool) {
+	if a.DType.Size != 8 || a.DType.Kind == zarr.KindFloat {
+		return nil, false
+	}
+	out := make([]int64, len(b)/8)
+	for i := range out {
+		out[i] = int64(binary.LittleEndian.Uint64(b[i*8:]))
+	}
+	return out, true
+}
+
+// readStrings reads a fixed-width string coordinate (<U or |S).
+func readStrings(ctx context.Context, g *zarr.Group, name string) ([]string, error) {
+	a, b, err := readCoord(ctx, g, name)
+	if err != nil {
+		return nil, err
+	}
+	sz := a.DType.Size
+	out := make([]string, 0, len(b)/max(sz, 1))
+	for i := 0; i+sz <= len(b); i += sz {
+		e := b[i : i+sz]
+		switch a.DType.Kind {
+		case zarr.KindUnicode:
+			var sb strings.Builder
+			for j := 0; j+4 <= len(e); j += 4 {
+				r := rune(binary.LittleEndian.Uint32(e[j:]))
+				if r == 0 {
+					break
+				}
+				sb.WriteRune(r)
+			}
+			out = append(out, sb.String())
+		case zarr.KindBytes:
+			out = append(out, strings.TrimRight(string(e), "\x00"))
+		default:
+			f, err := toFloat64s(a, e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, strconv.FormatFloat(f[0], 'g', -1, 64))
+		}
+	}
+	return out, nil
+}
+
+var unitNS = map[string]int64{
+	"nanoseconds": 1, "nanosecond": 1, "ns": 1,
+	"microseconds": 1e3, "microsecond": 1e3, "us": 1e3,
+	"milliseconds": 1e6, "millisecond": 1e6, "ms": 1e6,
+	"seconds": 1e9, "second": 1e9, "s": 1e9, "sec": 1e9,
+	"minutes": 60e9, "minute": 60e9, "min": 60e9, "m": 60e9,
+	"hours": 3600e9, "hour": 3600e9, "h": 3600e9,
+	"days": 86400e9, "day": 86400e9, "D": 86400e9,
+}
+
+// readTimes reads a time coordinate as ns since the Unix epoch: datetime64,
+// or numbers with CF units "<unit> since <date>".
+func readTimes(ctx context.Context, g *zarr.Group, name string) ([]int64, error) {
+	a, b, err := readCoord(ctx, g, name)
+	if err != nil {
+		return nil, err
+	}
+	if a.DType.Kind == zarr.KindDatetime {
+		scale, ok := unitNS[a.DType.Unit]
+		if !ok {
+			return nil, fmt.Errorf("%s: datetime unit %q is not supported", a, a.DType.Unit)
+		}
+		v, _ := toInt64s(a, b)
+		for i := range v {
+			v[i] *= scale * max(a.DType.UnitScale, 1)
+		}
+		return v, nil
+	}
+	units, _ := a.Attrs["units"].(string)
+	unit, since, ok := strings.Cut(units, " since ")
+	if !ok {
+		return nil, fmt.Errorf("%s: not a time coordinate: units %q are not \"<unit> since <date>\"", a, units)
+	}
+	if cal, _ := a.Attrs["calendar"].(string); cal != "" && cal != "standard" && cal != "gregorian" && cal != "proleptic_gregorian" {
+		return nil, fmt.Errorf("%s: calendar %q is not supported", a, cal)
+	}
+	scale, ok := unitNS[strings.TrimSpace(unit)]
+	if !ok {
+		return nil, fmt.Errorf("%s: time unit %q is not supported", a, unit)
+	}
+	var origin time.Time
+	since = strings.TrimSpace(since)
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04:05Z07:00", time.RFC3339Nano, "2006-01-02 15:04", "2006-01-02"} {
+		if origin, err = time.Parse(layout, since); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: time origin %q: %w", a, since, err)
+	}
+	return scaleValues(a, b, scale, origin.UnixNano())
+}
+
+// readDurations reads a step coordinate as ns: timedelta64, or numbers with
+// CF units such as "hours".
+func readDurations(ctx context.Context, g *zarr.Group, name string) ([]int64, error) {
+	a, b, err := readCoord(ctx, g, name)
+	if err != nil {
+		return nil, err
+	}
+	if a.DType.Kind == zarr.KindTimedelta {
+		scale, ok := unitNS[a.DType.Unit]
+		if !ok {
+			return nil, fmt.Errorf("%s: timedelta unit %q is not supported", a, a.DType.Unit)
+		}
+		return scaleValues(a, b, scale*max(a.DType.UnitScale, 1), 0)
+	}
+	// xarray encodes timedelta64 as numbers in units (its "dtype"
+	// attribute only names the decoded type).
+	units, _ := a.Attrs["units"].(string)
+	scale, ok := unitNS[strings.TrimSpace(units)]
+	if !ok {
+		return nil, fmt.Errorf("%s: step units %q are not a time unit", a, units)
+	}
+	return scaleValues(a, b, scale, 0)
+}
+
+func scaleValues(a *zarr.Array, b []byte, scale, origin int64) ([]int64, error) {
+	if v, ok := toInt64s(a, b); ok {
+		for i := range v {
+			v[i] = origin + v[i]*scale
+		}
+		return v, nil
+	}
+	f, err := toFloat64s(a, b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(f))
+	for i, x := range f {
+		if math.IsNaN(x) {
+			return nil, fmt.Errorf("%s: NaN time", a)
+		}
+		out[i] = origin + int64(math.Round(x*float64(scale)))
+	}
+	return out, nil
+}
+
+// medianSpacing is the typical step of ascending labels (0 with fewer than two).
+func medianSpacing(v []int64) int64 {
+	if len(v) < 2 {
+		return 0
+	}
+	d := make([]int64, len(v)-1)
+	for i := range d {
+		d[i] = v[i+1] - v[i]
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
+}

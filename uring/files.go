@@ -1,0 +1,146 @@
+package uring
+
+import (
+	"container/list"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// openFile is one cached descriptor with what reads need to know about the
+// file: its size (for whole and suffix reads) and, under O_DIRECT, the
+// alignment the file system demands.
+type openFile struct {
+	key    string
+	fd     int
+	size   int64
+	direct bool
+	// align is the O_DIRECT offset and length alignment, 1 when buffered.
+	align int64
+	refs  int
+	elem  *list.Element
+}
+
+// fileCache keeps the most recently used descriptors open, so that stores of
+// many small chunk files do not pay an open and a close per read, without
+// running out of descriptors. A descriptor in use by a read is never closed.
+type fileCache struct {
+	root   string
+	direct bool
+	max    int
+
+	mu    sync.Mutex
+	files map[string]*openFile
+	lru   list.List // front = most recently used
+}
+
+func newFileCache(root string, direct bool, max int) *fileCache {
+	return &fileCache{root: root, direct: direct, max: max, files: make(map[string]*openFile)}
+}
+
+// acquire returns the open file for key with a reference the caller gives
+// back with release.
+func (c *fileCache) acquire(key string) (*openFile, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.files[key]; ok {
+		f.refs++
+		c.lru.MoveToFront(f.elem)
+		return f, nil
+	}
+	f, err := c.open(key)
+	if err != nil {
+		return nil, err
+	}
+	f.refs = 1
+	f.elem = c.lru.PushFront(f)
+	c.files[key] = f
+	c.evict()
+	return f, nil
+}
+
+func (c *fileCache) release(f *openFile) {
+	c.mu.Lock()
+	f.refs--
+	c.evict()
+	c.mu.Unlock()
+}
+
+// evict closes the least recently used idle descriptors beyond max.
+func (c *fileCache) evict() {
+	for e := c.lru.Back(); e != nil && c.lru.Len() > c.max; {
+		f := e.Value.(*openFile)
+		prev := e.Prev()
+		if f.refs == 0 {
+			c.lru.Remove(e)
+			delete(c.files, f.key)
+			unix.Close(f.fd)
+		}
+		e = prev
+	}
+}
+
+func (c *fileCache) open(key string) (*openFile, error) {
+	rel := filepath.FromSlash(key)
+	if !filepath.IsLocal(rel) {
+		return nil, fmt.Errorf("uring: key %q leaves the store %s", key, c.root)
+	}
+	path := filepath.Join(c.root, rel)
+	flags := unix.O_RDONLY | unix.O_CLOEXEC
+	direct := c.direct
+	if direct {
+		flags |= unix.O_DIRECT
+	}
+	fd, err := unix.Open(path, flags, 0)
+	if err == unix.EINVAL && direct {
+		// The file system refuses O_DIRECT (tmpfs, some overlays): read
+		// this file through the page cache rather than not at all.
+		direct = false
+		fd, err = unix.Open(path, flags&^unix.O_DIRECT, 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("uring: open %s: %w", path, err)
+	}
+	var st unix.Statx_t
+	mask := unix.STATX_SIZE | unix.STATX_TYPE
+	if direct {
+		mask |= unix.STATX_DIOALIGN
+	}
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, mask, &st); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("uring: statx %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		unix.Close(fd)
+		return nil, fmt.Errorf("uring: %s is a directory, not an object", path)
+	}
+	f := &openFile{key: key, fd: fd, size: int64(st.Size), direct: direct, align: 1}
+	if direct {
+		f.align = 4096
+		if st.Mask&unix.STATX_DIOALIGN != 0 && st.Dio_offset_align != 0 {
+			f.align = int64(max(st.Dio_offset_align, st.Dio_mem_align))
+		}
+		if f.align > maxDirectAlign {
+			// Our buffers are aligned to maxDirectAlign; a stricter file
+			// system gets page-cache reads.
+			unix.Close(fd)
+			if fd, err = unix.Open(path, flags&^unix.O_DIRECT, 0); err != nil {
+				return nil, fmt.Errorf("uring: open %s: %w", path, err)
+			}
+			f.fd, f.direct, f.align = fd, false, 1
+		}
+	}
+	return f, nil
+}
+
+func (c *fileCache) closeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.files {
+		unix.Close(f.fd)
+	}
+	c.files = map[string]*openFile{}
+	c.lru.Init()
+}
