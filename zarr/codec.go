@@ -16,10 +16,11 @@ type bytesDecoder interface {
 	Decode(dst, src []byte, size int) ([]byte, error)
 }
 
-// rangeDecoder decodes only the blocks of src that overlap decoded bytes
-// [off, off+n), into dst at their natural offsets (blosc).
+// rangeDecoder decodes only the blocks of src that overlap the decoded
+// byte runs [lo, hi) (sorted, disjoint), into dst at their natural offsets
+// (blosc), and returns how many bytes it decoded.
 type rangeDecoder interface {
-	DecodeRange(dst, src []byte, off, n int) (int, error)
+	DecodeRuns(dst, src []byte, runs [][2]int64) (int, error)
 }
 
 // b2bCodec is one bytes→bytes step of a chain.

@@ -32,6 +32,9 @@ type chunkJob struct {
 	count int
 	// byte span [lo, hi) of the decoded chunk that the overlaps need
 	lo, hi int64
+	// modeBlosc: op.spans[spanLo:spanHi] are the byte runs the overlaps
+	// need, so that only the blosc blocks under them are decoded
+	spanLo, spanHi int
 	// modeRaw: the chunk assembled from its runs
 	buf []byte
 	// modeCached: the decoded chunk, owned by the cache
@@ -82,6 +85,7 @@ type readOp struct {
 	reqs      []ByteRange
 	reqJobs   []request
 	runs      [][2]int64
+	spans     [][2]int64 // modeBlosc jobs' needed runs
 	cacheKeys []string
 	inner     []int64
 	fresh     map[string]shardIndex
@@ -120,6 +124,7 @@ func (a *Array) putOp(op *readOp) {
 	op.delivered.Store(0)
 	op.missing.Store(0)
 	op.jobs = op.jobs[:0]
+	op.spans = op.spans[:0]
 	a.ops.Put(op)
 }
 
@@ -219,7 +224,7 @@ func (op *readOp) run(ctx context.Context) error {
 			job.mode = modeFull
 		case chain.linear() && !a.wholeChunks:
 			job.mode = modeRaw
-			runs = op.neededRuns(runs[:0], job)
+			runs = op.neededRuns(runs[:0], job, mergeGap)
 			job.pending.Store(int32(len(runs)))
 			job.buf = a.pool.get(int(chain.nbytes))
 			for _, r := range runs {
@@ -229,6 +234,12 @@ func (op *readOp) run(ctx context.Context) error {
 			continue
 		case chain.rangeCodec() != nil && job.hi-job.lo < chain.nbytes && !a.wholeChunks:
 			job.mode = modeBlosc
+			// The exact runs, not merged across gaps: a crop of a few rows
+			// of each channel needs a few blocks of each channel plane.
+			runs = op.neededRuns(runs[:0], job, 0)
+			job.spanLo = len(op.spans)
+			op.spans = append(op.spans, runs...)
+			job.spanHi = len(op.spans)
 		default:
 			job.mode = modeFull
 		}
@@ -439,9 +450,10 @@ func (op *readOp) neededSpan(job *chunkJob) (lo, hi int64) {
 	return lo, hi
 }
 
-// neededRuns appends to runs the byte runs of the decoded chunk that the
-// overlaps read, sorted and merged across gaps below mergeGap.
-func (op *readOp) neededRuns(runs [][2]int64, job *chunkJob) [][2]int64 {
+// neededRuns returns in runs (emptied) the byte runs of the decoded chunk
+// that the overlaps read, sorted and merged across gaps up to gap bytes.
+func (op *readOp) neededRuns(runs [][2]int64, job *chunkJob, gap int64) [][2]int64 {
+	runs = runs[:0]
 	nd := len(op.a.Shape)
 	size := int64(op.a.DType.Size)
 	shape := op.a.ReadChunkShape
@@ -492,7 +504,7 @@ func (op *readOp) neededRuns(runs [][2]int64, job *chunkJob) [][2]int64 {
 	out := runs[:1]
 	for _, r := range runs[1:] {
 		last := &out[len(out)-1]
-		if r[0] <= last[1]+mergeGap {
+		if r[0] <= last[1]+gap {
 			last[1] = max(last[1], r[1])
 			continue
 		}
@@ -554,7 +566,7 @@ func (op *readOp) finish(c completion, reqJobs []request) error {
 	case modeBlosc:
 		buf := a.pool.get(int(chain.nbytes))
 		defer a.pool.put(buf)
-		n, err := chain.rangeCodec().DecodeRange(buf, c.data, int(job.lo), int(job.hi-job.lo))
+		n, err := chain.rangeCodec().DecodeRuns(buf, c.data, op.spans[job.spanLo:job.spanHi])
 		if err != nil {
 			return a.errorf("chunk %q: %s: %w", job.key, chain.b2b[0].desc, err)
 		}

@@ -6,6 +6,7 @@ import ctypes
 import json
 import os
 import platform
+import queue
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from ._server import Server, connect
 
 __all__ = [
     "SpecLike", "make_command", "get_flight_info", "batch_to_numpy", "iter_batches", "iter_endpoint", "iter_endpoints",
+    "iter_endpoints_concurrently",
     "retain_freed_memory",
 ]
 
@@ -185,6 +187,7 @@ class _FreedMemory:
         self._lock = threading.Lock()
         self._mallopt = None
         self._retained = 0
+        self._receiving = 0  # threads inside next_batch
         if os.environ.get("LSIO_LOADER_MALLOC", "") == "system" or platform.libc_ver()[0] != "glibc":
             return
         try:
@@ -213,11 +216,19 @@ class _FreedMemory:
         StopIteration at the end of the stream."""
         if not self.retain(0):
             return reader.read_chunk().data
-        self._mallopt(self.M_MMAP_MAX, 0)
+        # mmap stays off while any thread receives (streams read
+        # concurrently), and comes back with the last one out.
+        with self._lock:
+            self._receiving += 1
+            if self._receiving == 1:
+                self._mallopt(self.M_MMAP_MAX, 0)
         try:
             batch = reader.read_chunk().data
         finally:
-            self._mallopt(self.M_MMAP_MAX, self.MMAP_MAX_DEFAULT)
+            with self._lock:
+                self._receiving -= 1
+                if self._receiving == 0:
+                    self._mallopt(self.M_MMAP_MAX, self.MMAP_MAX_DEFAULT)
         self.retain(batch.nbytes)
         return batch
 
@@ -252,6 +263,68 @@ def iter_endpoints(client: flight.FlightClient, endpoints: Iterable[flight.Fligh
     bench: the server's cores are busy all along either way.)"""
     for endpoint in endpoints:
         yield from iter_endpoint(client, endpoint)
+
+
+def iter_endpoints_concurrently(
+    client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], depth: int = 2
+) -> Iterator[pa.RecordBatch]:
+    """The endpoints' record batches with every stream open at once, each
+    received by its own thread (pyarrow receives without the GIL) up to
+    depth batches ahead, and yielded round-robin: the first batch of each
+    endpoint in turn, then the second, and so on, as a DataLoader deals
+    its workers' batches. One process then keeps the server as busy as
+    DataLoader workers would, without their copies into shared memory."""
+    if len(endpoints) <= 1:
+        yield from iter_endpoints(client, endpoints)
+        return
+    stop = threading.Event()
+    done = object()
+    queues: list[queue.Queue] = [queue.Queue(maxsize=depth) for _ in endpoints]
+    readers: list[flight.FlightStreamReader | None] = [None] * len(endpoints)
+
+    def put(q: queue.Queue, item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def receive(i: int) -> None:
+        q = queues[i]
+        try:
+            readers[i] = reader = client.do_get(endpoints[i].ticket)
+            for batch in _batches(reader):
+                if not put(q, batch):
+                    return
+        except BaseException as e:  # handed to the consumer, which raises it
+            put(q, e)
+            return
+        put(q, done)
+
+    threads = [threading.Thread(target=receive, args=(i,), name=f"lsio-loader-stream-{i}", daemon=True)
+               for i in range(len(endpoints))]
+    for t in threads:
+        t.start()
+    try:
+        live = list(range(len(endpoints)))
+        while live:
+            for i in list(live):
+                item = queues[i].get()
+                if item is done:
+                    live.remove(i)
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+    finally:
+        stop.set()
+        for r in readers:
+            if r is not None:
+                r.cancel()
+        for t in threads:
+            t.join()
 
 
 def iter_record_batches(

@@ -152,6 +152,48 @@ def test_streams_read_in_order(tmp_path: Path, server: lsio_loader.Server) -> No
     assert sorted(collect(lsio_loader.iter_batches(spec, address=server.address))) == list(range(21))
 
 
+def test_streams_read_concurrently(tmp_path: Path, server: lsio_loader.Server) -> None:
+    """iter_endpoints_concurrently: every stream open at once, batches dealt
+    round-robin (deterministic), each sample once; leaving early cancels
+    the streams and joins the threads; a failing stream's error reaches
+    the consumer."""
+    write_v3_zstd(tmp_path / "field.zarr", field_values(SHAPE), CHUNKS, DIMS)
+    spec = write_spec(tmp_path, generic_spec("field.zarr", CROP, samples=21, batch_size=2, streams=3))
+    client = server.connect()
+    try:
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(lsio_loader.make_command(spec)))
+        per_endpoint = [[b.column("epoch_index").to_pylist() for b in lsio_loader._client.iter_endpoint(client, e)]
+                        for e in info.endpoints]
+        concurrent = [b.column("epoch_index").to_pylist()
+                      for b in lsio_loader._client.iter_endpoints_concurrently(client, info.endpoints)]
+        round_robin = [batches[k] for k in range(max(map(len, per_endpoint))) for batches in per_endpoint if k < len(batches)]
+        assert concurrent == round_robin
+        assert sorted(i for batch in concurrent for i in batch) == list(range(21))
+
+        before = threading.active_count()
+        early = lsio_loader._client.iter_endpoints_concurrently(client, info.endpoints)
+        next(early)
+        early.close()
+        assert threading.active_count() == before, "the receiving threads outlived the generator"
+
+        bad = flight.FlightEndpoint(b"not a ticket", [])
+        with pytest.raises((flight.FlightError, pa.ArrowException)):
+            list(lsio_loader._client.iter_endpoints_concurrently(client, [info.endpoints[0], bad]))
+    finally:
+        client.close()
+
+
+def test_main_process_dataset_crops_equal_zarr_python(tmp_path: Path, server: lsio_loader.Server) -> None:
+    """LoaderDataset with num_workers=0 reads its streams concurrently."""
+    ref = write_v2_blosc(tmp_path / "field.zarr", field_values(SHAPE), CHUNKS, DIMS)
+    spec = write_spec(tmp_path, generic_spec("field.zarr", CROP, samples=24, batch_size=4, streams=3))
+    dataset = lsio_loader.LoaderDataset(spec, location=server.address)
+    samples = collect(DataLoader(dataset, batch_size=None, num_workers=0))
+    assert sorted(samples) == list(range(24))
+    for idx, s in samples.items():
+        np.testing.assert_array_equal(s["field"], ref[region(s["field.isel"])], err_msg=f"sample {idx}")
+
+
 def flight_error(server: lsio_loader.Server, spec) -> Exception:
     client = server.connect()
     try:
