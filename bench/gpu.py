@@ -132,15 +132,16 @@ def proc_cpu(pid):
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_ours(spec, workers, dev, windows_out, profile=None):
+def run_ours(spec, workers, dev, windows_out, profile=None, cache=None):
     import lsio_loader
 
     cpu0 = tree_cpu()
     binary = None
-    if profile:
-        binary = os.path.join(os.path.dirname(windows_out), "serve-profiled")
+    extra = (["-cpuprofile", profile] if profile else []) + (["-cache", cache] if cache else [])
+    if extra:
+        binary = os.path.join(os.path.dirname(windows_out), "serve-with-flags")
         with open(binary, "w") as f:
-            f.write(f'#!/bin/sh\nexec "{BIN}" "$@" -cpuprofile "{profile}"\n')
+            f.write(f'#!/bin/sh\nexec "{BIN}" "$@" {" ".join(extra)}\n')
         os.chmod(binary, 0o755)
     server = lsio_loader.Server(binary=binary)
     ds = lsio_loader.LoaderDataset(spec, location=server.address, split="train", epoch=0)
@@ -162,7 +163,7 @@ def run_ours(spec, workers, dev, windows_out, profile=None):
             x = x.to(dev, non_blocking=True)  # pinned by the DataLoader
         m.add(x)
         served.append(batch["data.isel"].numpy().copy())
-    r = m.result(f"ours-{workers}", cpu0)
+    r = m.result(f"ours-{workers}" + (f" cache {cache}" if cache else ""), cpu0)
     r["server_cpu_seconds"] = proc_cpu(server.pid)
     del loader
     server.close()
@@ -208,6 +209,7 @@ def main():
     p.add_argument("--scale", type=int, default=8, help="crops per reader: the workload's default × scale")
     p.add_argument("--readers", default="ours,tensorstore")
     p.add_argument("--workloads", default=",".join(WORKLOADS))
+    p.add_argument("--cache", help="also run ours (num_workers=0) with `loader serve -cache CACHE`, e.g. 16GiB")
     p.add_argument("--profile", help="write the server's CPU profile of each run as PROFILE-WORKLOAD-MODE.pprof")
     p.add_argument("--device", default="cuda", help="cuda; cpu only to try the script without a GPU")
     p.add_argument("--json", default=os.path.join(HERE, "data", "gpu.json"))
@@ -234,23 +236,27 @@ def main():
         for mode in args.modes.split(","):
             runs = {}
             readers = [f"ours-{w}" for w in workers] if "ours" in args.readers.split(",") else []
+            if args.cache and readers:
+                readers.append(f"ours-0 cache {args.cache}")
             readers += [r for r in args.readers.split(",") if r != "ours"]
             for reader in readers:
                 (evict if mode == "cold" else warm)(store)
                 print(f"gpu: {name} {mode} {reader} ...", file=sys.stderr, flush=True)
                 if reader.startswith("ours"):
-                    w = int(reader.split("-")[1])
-                    profile = f"{args.profile}-{name}-{mode}-{w}.pprof" if args.profile else None
-                    r = run_ours(spec, w, dev, windows, profile)
+                    w = int(reader.split("-")[1].split()[0])
+                    cache = args.cache if "cache" in reader else None
+                    profile = f"{args.profile}-{name}-{mode}-{w}.pprof" if args.profile and not cache else None
+                    r = run_ours(spec, w, dev, windows, profile, cache)
                 else:
                     r = run_tensorstore(store, wl["array"], wl["driver"], np.load(windows), wl["crop"], dev)
                 print(f"gpu:   {r['gbps']:.3f} GB/s into GPU, {r['crops_per_s']:.0f} crops/s", file=sys.stderr)
                 runs[reader] = r
-            # tensorstore read the windows the last of our runs served.
-            base = next((r for k, r in reversed(runs.items()) if k.startswith("ours")), None)
+            # Our runs serve the same crops in the same order (streams dealt
+            # round-robin), and tensorstore reads the windows they served.
+            base = next((r for k, r in runs.items() if k.startswith("ours")), None)
             for r in runs.values():
                 if base is not None and r is not base:
-                    r["agrees"] = r["sums"] == base["sums"] if r["reader"] == "tensorstore" else sorted(r["sums"]) == sorted(base["sums"])
+                    r["agrees"] = r["sums"] == base["sums"]
             for r in runs.values():
                 r.pop("sums")
             res["runs"][mode] = runs

@@ -39,6 +39,10 @@ type Options struct {
 	// ShutdownGrace bounds how long Serve waits for streams in flight to
 	// finish once its context is cancelled; default 2s.
 	ShutdownGrace time.Duration
+	// Cache, when set, keeps decoded chunks for every stream and
+	// experiment of the server: chunks that later batches touch again
+	// are neither read nor decoded again.
+	Cache *zarr.ChunkCache
 }
 
 // Server answers Flight requests for experiment specs. It is safe for
@@ -50,6 +54,7 @@ type Server struct {
 	stores *storeCache
 	plans  *lru[*sampler.Plan]
 	grace  time.Duration
+	cache  *zarr.ChunkCache
 	// copying sends with arrow-go's flight.Writer instead of the zero-copy
 	// framing: the reference the benchmark compares against.
 	copying bool
@@ -71,6 +76,7 @@ func New(opts Options) *Server {
 		stores: &storeCache{open: opts.Open, stores: make(map[string]zarr.Store)},
 		plans:  newLRU[*sampler.Plan](opts.Plans),
 		grace:  opts.ShutdownGrace,
+		cache:  opts.Cache,
 	}
 }
 
@@ -370,7 +376,7 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	go func() {
 		defer producer.Done()
 		defer close(ready)
-		c := cropper.New(plan, cropper.Options{Raw: t.Request.Raw})
+		c := cropper.New(plan, cropper.Options{Raw: t.Request.Raw, Cache: s.cache})
 		for samples := range plan.Batches(t.Request.Split, t.Request.Epoch, shard, nShards) {
 			var sl slot
 			select {

@@ -146,10 +146,29 @@ func readAll(t testing.TB, client flight.Client, ep *flight.FlightEndpoint) []ar
 }
 
 func TestServeGenericCrops(t *testing.T) {
-	dir := t.TempDir()
-	shape := [3]int{6, 16, 20}
-	want := writeField(t, filepath.Join(dir, "field.zarr"), shape)
-	client := startServer(t)
+	// With a chunk cache the epoch is read twice: the second time from the
+	// cache, which must not change a value.
+	for _, tc := range []struct {
+		name   string
+		cache  *zarr.ChunkCache
+		passes int
+	}{{"uncached", nil, 1}, {"cached", zarr.NewChunkCache(1 << 20), 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			shape := [3]int{6, 16, 20}
+			want := writeField(t, filepath.Join(dir, "field.zarr"), shape)
+			client := startServerWith(t, New(Options{Open: openDir, Cache: tc.cache}))
+			for range tc.passes {
+				checkGenericCrops(t, client, dir, shape, want)
+			}
+			if tc.cache != nil && tc.cache.Hits() == 0 {
+				t.Errorf("the second pass found no chunk in the cache")
+			}
+		})
+	}
+}
+
+func checkGenericCrops(t *testing.T, client flight.Client, dir string, shape [3]int, want []float32) {
 	ctx := context.Background()
 
 	info, err := client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, fmt.Sprintf(genericSpec, 7), dir, nil)})

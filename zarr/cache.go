@@ -18,6 +18,7 @@ type ChunkCache struct {
 	used    int64
 	entries map[chunkID]*list.Element // of *cachedChunk
 	lru     list.List                 // front: most recently used
+	hits    int64
 }
 
 // chunkID names a read chunk: the array (its store and path) and the
@@ -46,7 +47,15 @@ func (c *ChunkCache) get(id chunkID) ([]byte, bool) {
 		return nil, false
 	}
 	c.lru.MoveToFront(e)
+	c.hits++
 	return e.Value.(*cachedChunk).data, true
+}
+
+// Hits is how many chunk reads the cache has answered.
+func (c *ChunkCache) Hits() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hits
 }
 
 // add keeps data, which the cache then owns and nobody may modify.

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 
 	"github.com/lsio-loader/lsio-loader/flight"
 	"github.com/lsio-loader/lsio-loader/store"
@@ -24,11 +27,16 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	plans := fs.Int("plans", 16, "validated experiment plans kept in memory")
 	logLevel := fs.String("log-level", "info", "least severe log level written to stderr: debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of the whole run to this file on shutdown")
+	cacheSize := fs.String("cache", "0", "memory for decoded chunks kept across batches, streams and experiments, e.g. 8GiB (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cacheBytes, err := parseByteSize(*cacheSize)
+	if err != nil {
+		return fmt.Errorf("-cache: %w", err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -46,7 +54,11 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := flight.New(flight.Options{Open: openStore, Plans: *plans, Logger: log})
+	opts := flight.Options{Open: openStore, Plans: *plans, Logger: log}
+	if cacheBytes > 0 {
+		opts.Cache = zarr.NewChunkCache(cacheBytes)
+	}
+	srv := flight.New(opts)
 	log.Info("serving", "addr", *listen, "pid", os.Getpid())
 	// The Python launcher waits for this line.
 	fmt.Fprintf(stdout, "lsio-loader listening on %s\n", *listen)
@@ -83,4 +95,26 @@ func startCPUProfile(path string) (stop func(*slog.Logger), err error) {
 // https://), on the backend that fits it.
 func openStore(ctx context.Context, url string) (zarr.Store, error) {
 	return store.Open(ctx, url, store.Options{})
+}
+
+// parseByteSize reads a size in bytes with an optional unit: KB, MB, GB,
+// TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
+func parseByteSize(text string) (int64, error) {
+	units := []struct {
+		suffix string
+		scale  float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	number, scale := strings.TrimSpace(text), 1.0
+	for _, u := range units {
+		if strings.HasSuffix(number, u.suffix) {
+			number, scale = strings.TrimSpace(strings.TrimSuffix(number, u.suffix)), u.scale
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(number, 64)
+	if err != nil || v < 0 || math.IsNaN(v) || v*scale >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q: want a size such as 512MiB or 8GiB", text)
+	}
+	return int64(v * scale), nil
 }
