@@ -23,7 +23,7 @@ export LSIO_MINIO := $(MINIO)
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './.venv/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: all build venv minio demo test test-go test-python fuzz bench bench-readers bench-codecs bench-io fio clean
+.PHONY: all build venv minio demo test test-go test-python fuzz bench bench-readers bench-codecs bench-io bench-gpu fio clean
 
 all: build
 
@@ -86,6 +86,11 @@ bench-codecs: venv
 
 bench-io: build venv minio fio
 	bash bench/io/run.sh
+
+# On a machine with an NVIDIA GPU (and torch built for it): the workloads
+# into CUDA tensors, ours next to tensorstore (writes bench/GPU_RESULTS.md).
+bench-gpu: build venv
+	$(PY) bench/gpu.py
 
 fio:
 	command -v fio >/dev/null || { apt-get update -qq && apt-get install -y -qq fio; }
