@@ -1,0 +1,122 @@
+package codecs
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/lsio-loader/lsio-loader/internal/testenv"
+)
+
+// zstdBenchCase is one encoded input with its decoded size.
+type zstdBenchCase struct {
+	name string
+	enc  []byte
+	size int
+}
+
+// satelliteInner returns the first inner chunk of the benchmark satellite
+// store's first shard (zstd level 1 over float32, 12x128x128), or a
+// synthetic float field at level 3 when `loader bench gen` has not run.
+func satelliteInner(b *testing.B, z *Zstd) ([]byte, int) {
+	const inner = 12 * 128 * 128 * 4
+	shard, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(b), "bench", "data", "satellite.zarr", "data", "c", "0", "0", "0", "0"))
+	if err == nil && len(shard) > 16*16+4 {
+		index := shard[len(shard)-16*16-4:]
+		off, n := binary.LittleEndian.Uint64(index), binary.LittleEndian.Uint64(index[8:])
+		if off < uint64(len(shard)) && n <= uint64(len(shard))-off {
+			return shard[off : off+n], inner
+		}
+	}
+	enc, err := z.Encode(nil, weatherField(inner, 21), 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return enc, inner
+}
+
+// nwpBlock returns the zstd stream of a 32 KiB byte-shuffled float32 block
+// of the benchmark NWP store (libzstd via c-blosc), or of a synthetic one.
+func nwpBlock(b *testing.B) ([]byte, int) {
+	chunk, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(b), "bench", "data", "nwp.zarr", "UKV", "0.0.0.0.0"))
+	if err != nil {
+		bl := NewBlosc()
+		if chunk, err = bl.Encode(nil, weatherField(1<<20, 22), BloscOptions{Compressor: "zstd", Level: 1, Shuffle: ByteShuffle, TypeSize: 4, BlockSize: 32 << 10}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	streams, sizes := bloscZstdStreams(b, chunk)
+	if len(streams) < 3 {
+		b.Fatalf("only %d zstd streams in the NWP chunk", len(streams))
+	}
+	return streams[2], sizes[2]
+}
+
+// BenchmarkZstdDecoder compares our decoder with klauspost's on the same
+// inputs, and Zstd.Decode, which picks one per frame ("switched").
+func BenchmarkZstdDecoder(b *testing.B) {
+	z := NewZstd()
+	ref, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ref.Close()
+	var cases []zstdBenchCase
+	enc, n := satelliteInner(b, z)
+	cases = append(cases, zstdBenchCase{"satellite", enc, n})
+	enc, n = nwpBlock(b)
+	cases = append(cases, zstdBenchCase{"nwp-blosc-block", enc, n})
+	for _, in := range []zstdInput{{"shuffled-f32", shuffledField(1<<20, 23)}, {"text", textLike(1<<20, 24)}} {
+		enc, err := z.Encode(nil, in.data, 3)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cases = append(cases, zstdBenchCase{in.name, enc, len(in.data)})
+	}
+	ours := func(dst, src []byte, size int) ([]byte, error) {
+		out, err := z.decodeOurs(dst[:0:size+decodeSlack], src)
+		if err == nil && len(out) != size {
+			err = fmt.Errorf("decoded %d bytes, want %d", len(out), size)
+		}
+		return out, err
+	}
+	klauspost := func(dst, src []byte, size int) ([]byte, error) {
+		out, err := ref.DecodeAll(src, dst[:0:size+decodeSlack])
+		if err == nil && len(out) != size {
+			err = fmt.Errorf("decoded %d bytes, want %d", len(out), size)
+		}
+		return out, err
+	}
+	for _, dec := range []struct {
+		name string
+		fn   func(dst, src []byte, size int) ([]byte, error)
+	}{{"ours", ours}, {"klauspost", klauspost}, {"switched", z.Decode}} {
+		for _, c := range cases {
+			b.Run(dec.name+"/"+c.name, func(b *testing.B) {
+				// benchDecode's dst has no slack; give both decoders the
+				// 32 bytes callers provide.
+				benchDecodeSlack(b, dec.fn, c.enc, c.size)
+			})
+		}
+	}
+}
+
+func benchDecodeSlack(b *testing.B, dec func(dst, src []byte, size int) ([]byte, error), enc []byte, n int) {
+	dst := make([]byte, n, n+decodeSlack)
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	cpu0, loops := processCPU(), 0
+	for b.Loop() {
+		if _, err := dec(dst, enc, n); err != nil {
+			b.Fatal(err)
+		}
+		loops++
+	}
+	if cpu := processCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(n)*float64(loops)/cpu.Seconds()/1e6, "cpuMB/s")
+	}
+}
