@@ -82,11 +82,15 @@ def numcodecs_mbps(codec, enc, size, repeats):
     return result
 
 
-def go_mbps(workdir, benchtime):
+def go_mbps(workdir, benchtime, test_bin=None):
     """Go decode throughput per wall second and per CPU second, by case."""
     env = dict(os.environ, GOMAXPROCS='1', LSIO_CODEC_BENCH_DIR=os.path.abspath(workdir))
-    cmd = ['go', 'test', './codecs', '-run', '^$', '-bench', '^BenchmarkDecodeFiles$',
-           '-benchtime', benchtime, '-count', '1']
+    if test_bin:  # `go test -c ./codecs`, for a machine without Go
+        cmd = [test_bin, '-test.run', '^$', '-test.bench', '^BenchmarkDecodeFiles$',
+               '-test.benchtime', benchtime, '-test.count', '1']
+    else:
+        cmd = ['go', 'test', './codecs', '-run', '^$', '-bench', '^BenchmarkDecodeFiles$',
+               '-benchtime', benchtime, '-count', '1']
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
         sys.exit('go test failed:\n' + res.stdout + res.stderr)
@@ -105,6 +109,7 @@ def main():
     ap.add_argument('--repeats', type=int, default=5, help='timeit repeats (best is kept)')
     ap.add_argument('--rounds', type=int, default=3, help='alternations of numcodecs and Go (best is kept)')
     ap.add_argument('--real', default=os.path.join('..', 'shared', 'data', 'real'))
+    ap.add_argument('--go-test-bin', help='a codecs test binary (go test -c ./codecs) to run instead of go test')
     args = ap.parse_args()
 
     blosc.set_nthreads(1)
@@ -127,7 +132,7 @@ def main():
     for _ in range(args.rounds):
         for name, _, codec, enc, size in encoded:
             ref[name] = [max(a, b) for a, b in zip(ref.get(name, [0, 0]), numcodecs_mbps(codec, enc, size, args.repeats))]
-        round_got, stdout = go_mbps(workdir, args.benchtime)
+        round_got, stdout = go_mbps(workdir, args.benchtime, args.go_test_bin)
         for name, _, _, _, _ in encoded:
             if name not in round_got:
                 sys.exit(f'no Go result for {name}:\n{stdout}')

@@ -2,8 +2,12 @@
 Arrow Flight by `loader serve`, as numpy arrays (iter_batches) or torch
 tensors (LoaderDataset, with the `torch` extra), without copying."""
 
-from ._client import batch_to_numpy, iter_batches, iter_record_batches, make_command
-from ._server import Server, connect, find_binary
+from ._malloc import limit_arenas
+
+limit_arenas()  # before the imports below start thread pools: see _malloc
+
+from ._client import batch_to_numpy, iter_batches, iter_record_batches, make_command  # noqa: E402
+from ._server import Server, connect, find_binary  # noqa: E402
 
 __all__ = [
     "Server",

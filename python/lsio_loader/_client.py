@@ -266,7 +266,7 @@ def iter_endpoints(client: flight.FlightClient, endpoints: Iterable[flight.Fligh
 
 
 def iter_endpoints_concurrently(
-    client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], depth: int = 2
+    client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], depth: int = 1
 ) -> Iterator[pa.RecordBatch]:
     """The endpoints' record batches with every stream open at once, each
     received by its own thread (pyarrow receives without the GIL) up to
