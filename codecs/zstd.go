@@ -130,27 +130,41 @@ func (z *Zstd) decodeInto(buf, src []byte) ([]byte, error) {
 // zstdMinMatchPerSeq is the average match length (decoded bytes not from
 // literals, per sequence) from which our decoder beats klauspost's. Ours
 // copies long overlapping matches (byte-shuffled floats, fill values) 8 to
-// 16 bytes at a time where klauspost's copies them bytewise, but its
-// pure-Go sequence and literal decoding cost more per sequence and per
-// literal. Measured (average match, ours/klauspost time): real UKV
-// blosc-zstd 347 bytes 0.13; blosc-zstd level 5 over a shuffled float
-// field 34 bytes 0.61; the benchmark NWP store 44 bytes 0.96; real SEVIRI
-// blosc-zstd 22 bytes 1.48; shuffled floats at zstd 3 18 bytes 1.4;
-// satellite zstd-1 chunks 6 bytes 1.65; a float field at zstd 3 6 bytes
-// 1.35; text 10 bytes 2.1.
-const zstdMinMatchPerSeq = 28
+// 16 bytes at a time where klauspost's copies them bytewise, but costs more
+// per sequence. BenchmarkZstdCutoff measures it (ours/klauspost time, at
+// average match): satellite zstd-1 6 bytes 1.41; text 10 bytes 1.71;
+// shuffled floats at zstd 1-9 14-18 bytes 0.94-1.27; real UKV blosc-zstd
+// 18 bytes 0.90, 1620 bytes 0.11; real SEVIRI blosc-zstd 20-22 bytes
+// 1.27-1.35; the benchmark NWP block 62 bytes 0.82. On libzstd frames of
+// 1 MiB of real SEVIRI and UKV data at levels 1-19, shuffled or not, ours
+// lost up to 22.3 bytes (SEVIRI 1.18-1.59) and won from 23.9 (UKV
+// shuffled 0.42-0.49), with exceptions both sides (SEVIRI 26 bytes 1.30,
+// UKV 19 bytes 0.56): the average match only roughly tells whether the
+// matches overlap, which is where ours wins.
+const zstdMinMatchPerSeq = 23
 
 // preferOurs reports whether src's first frame has matches of
-// zstdMinMatchPerSeq bytes or longer on average, reading only its block,
-// literals and sequence count headers. Frames it cannot judge (no content
-// size, or malformed, which our decoder reports) go to our decoder.
+// zstdMinMatchPerSeq bytes or longer on average. Frames it cannot judge (no
+// content size, or malformed, which our decoder reports) go to our decoder.
 func preferOurs(src []byte) bool {
-	h, err := parseZstdFrameHeader(src)
-	if err != nil || h.contentLen < 0 {
+	nseq, matched, ok := zstdFrameMatches(src)
+	if !ok {
 		return true
 	}
+	return nseq > 0 && matched >= int64(zstdMinMatchPerSeq*nseq)
+}
+
+// zstdFrameMatches returns the number of sequences in src's first frame
+// and how many of its decoded bytes come from matches (not literals),
+// reading only its block, literals and sequence count headers; ok is false
+// for frames without a content size or with malformed headers.
+func zstdFrameMatches(src []byte) (nseq int, matched int64, ok bool) {
+	h, err := parseZstdFrameHeader(src)
+	if err != nil || h.contentLen < 0 {
+		return 0, 0, false
+	}
 	blockMax := int(min(h.windowSize, zstdBlockMax))
-	nseq, nlit := 0, 0
+	nlit := 0
 	for src = src[h.size:]; len(src) >= 3; {
 		bh := int(src[0]) | int(src[1])<<8 | int(src[2])<<16
 		size := bh >> 3
@@ -162,16 +176,16 @@ func preferOurs(src []byte) bool {
 			size = 1
 		case 2:
 			if size > len(src)-3 {
-				return true
+				return 0, 0, false
 			}
 			block := src[3 : 3+size]
 			lh, err := parseLiteralsHeader(block, blockMax)
 			if err != nil {
-				return true
+				return 0, 0, false
 			}
 			n, _, err := parseSeqCount(block[lh.hdr+lh.size:])
 			if err != nil {
-				return true
+				return 0, 0, false
 			}
 			nseq += n
 			nlit += lh.n
@@ -181,7 +195,7 @@ func preferOurs(src []byte) bool {
 		}
 		src = src[3+size:]
 	}
-	return nseq > 0 && h.contentLen-int64(nlit) >= int64(zstdMinMatchPerSeq*nseq)
+	return nseq, h.contentLen - int64(nlit), true
 }
 
 // decodeOurs is decodeInto with our decoder.

@@ -120,3 +120,79 @@ func benchDecodeSlack(b *testing.B, dec func(dst, src []byte, size int) ([]byte,
 		b.ReportMetric(float64(n)*float64(loops)/cpu.Seconds()/1e6, "cpuMB/s")
 	}
 }
+
+// BenchmarkZstdCutoff times both decoders on frames of varied average match
+// length (reported as match/seq), the measure preferOurs switches on:
+// zstdMinMatchPerSeq sits where ours starts to win.
+func BenchmarkZstdCutoff(b *testing.B) {
+	z := NewZstd()
+	ref, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ref.Close()
+	var cases []zstdBenchCase
+	enc, n := satelliteInner(b, z)
+	cases = append(cases, zstdBenchCase{"satellite", enc, n})
+	enc, n = nwpBlock(b)
+	cases = append(cases, zstdBenchCase{"nwp-blosc-block", enc, n})
+	real := testenv.RealData(b)
+	for _, src := range []struct{ name, key string }{
+		{"real-ukv", "ocf-nowcasting-2023/ukv_nwp.zarr/UKV/0.0.0.0.0"},
+		{"real-seviri21", "ocf-nowcasting-2021/seviri_nonhrv_stacked.zarr/stacked_eumetsat_data/0.0.0.0"},
+	} {
+		chunk, err := os.ReadFile(filepath.Join(real, src.key))
+		if err != nil {
+			b.Fatal(err)
+		}
+		streams, sizes := bloscZstdStreams(b, chunk)
+		for i := range streams {
+			// The first, middle and last streams.
+			if i == 0 || i == len(streams)/2 || i == len(streams)-1 {
+				cases = append(cases, zstdBenchCase{fmt.Sprintf("%s-%d", src.name, i), streams[i], sizes[i]})
+			}
+		}
+	}
+	for _, in := range []struct {
+		name   string
+		data   []byte
+		levels []int
+	}{
+		{"shuffled-f32", shuffledField(1<<20, 23), []int{1, 3, 5, 9}},
+		{"text", textLike(1<<20, 24), []int{3}},
+	} {
+		for _, level := range in.levels {
+			enc, err := z.Encode(nil, in.data, level)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cases = append(cases, zstdBenchCase{fmt.Sprintf("%s-zstd%d", in.name, level), enc, len(in.data)})
+		}
+	}
+	for _, c := range cases {
+		nseq, matched, ok := zstdFrameMatches(c.enc)
+		if !ok || nseq == 0 {
+			b.Fatalf("%s: no sequence statistics", c.name)
+		}
+		for _, dec := range []struct {
+			name string
+			fn   func(dst, src []byte) ([]byte, error)
+		}{
+			{"ours", func(dst, src []byte) ([]byte, error) { return z.decodeOurs(dst, src) }},
+			{"klauspost", func(dst, src []byte) ([]byte, error) { return ref.DecodeAll(src, dst) }},
+		} {
+			b.Run(c.name+"/"+dec.name, func(b *testing.B) {
+				dst := make([]byte, 0, c.size+decodeSlack)
+				b.SetBytes(int64(c.size))
+				for b.Loop() {
+					out, err := dec.fn(dst, c.enc)
+					if err != nil || len(out) != c.size {
+						b.Fatalf("decoded %d bytes, want %d: %v", len(out), c.size, err)
+					}
+				}
+				b.ReportMetric(float64(matched)/float64(nseq), "match/seq")
+				b.ReportMetric(float64(int64(c.size)-matched)/float64(nseq), "lit/seq")
+			})
+		}
+	}
+}

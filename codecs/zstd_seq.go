@@ -8,12 +8,14 @@ import (
 // seqBatch is how many sequences are decoded before they are executed. Two
 // tight loops keep their variables in registers where one loop holding
 // both the bit reader and the copy state would spill.
-const seqBatch = 64
+const seqBatch = 256
 
 // zstdSeq is one decoded sequence: ll literals, then ml bytes copied from
 // offset back.
 type zstdSeq struct {
-	ll, ml, offset int
+	// 32 bits hold every length and offset a frame can encode, and keep a
+	// batch in fewer cache lines.
+	ll, ml, offset uint32
 }
 
 // seqReader is the state of a block's sequence decoding between batches.
@@ -69,24 +71,28 @@ func (d *zstdDecoder) sequences(out []byte, op, start, limit, nlit, nseq int, sr
 // decode fills seqs from the bit stream. Corrupt streams decode to garbage
 // that execute rejects or that leaves the stream not exactly consumed.
 func (r *seqReader) decode(seqs []zstdSeq) {
+	// The last sequence of the block updates no state; it is decoded apart
+	// so that the loop carries neither its index nor a branch on it.
+	last := len(seqs) == r.left
+	if last {
+		seqs = seqs[:len(seqs)-1]
+	}
+	r.left -= len(seqs)
+	// The assembly loop, where there is one, takes the common sequences;
+	// the loop below the rest.
+	first := decodeSeqsFast(r, seqs)
 	// The bit reader lives in locals: v holds the 8 bytes at in[pos:], c
 	// counts the bits taken from its top.
 	in, pos, v, c := r.br.in, r.br.pos, r.br.value, r.br.consumed
 	tables := r.tables
 	reps := &r.reps
 	llState, ofState, mlState := r.llState, r.ofState, r.mlState
-	// The last sequence of the block updates no state.
-	lastIdx := -1
-	if len(seqs) == r.left {
-		lastIdx = len(seqs) - 1
-	}
-	for i := range seqs {
+	for i := first; i < len(seqs); i++ {
 		llE := tables[0].entries[llState&(seqTableMax-1)]
 		ofE := tables[1].entries[ofState&(seqTableMax-1)]
 		mlE := tables[2].entries[mlState&(seqTableMax-1)]
 		ofBits, mlBits, llBits := uint(ofE>>16)&63, uint(mlE>>16)&63, uint(llE>>16)&63
 		llNb, mlNb, ofNb := uint(llE>>24)&63, uint(mlE>>24)&63, uint(ofE>>24)&63
-		updateStates := i != lastIdx
 		var ofx, mlx, llx uint64
 		if ofBits+mlBits+llBits+llNb+mlNb+ofNb <= 57 {
 			// Everything fits in the bits the last reload brought (or in
@@ -96,19 +102,15 @@ func (r *seqReader) decode(seqs []zstdSeq) {
 			x := v << (c & 63)
 			p2 := ofBits + mlBits
 			p3 := p2 + llBits
+			p4 := p3 + llNb
+			p5 := p4 + mlNb
 			ofx = x >> 1 >> ((63 - ofBits) & 63)
 			mlx = x << (ofBits & 63) >> 1 >> ((63 - mlBits) & 63)
 			llx = x << (p2 & 63) >> 1 >> ((63 - llBits) & 63)
-			if updateStates {
-				p4 := p3 + llNb
-				p5 := p4 + mlNb
-				llState = uint32(uint16(llE)) + uint32(x<<(p3&63)>>1>>((63-llNb)&63))
-				mlState = uint32(uint16(mlE)) + uint32(x<<(p4&63)>>1>>((63-mlNb)&63))
-				ofState = uint32(uint16(ofE)) + uint32(x<<(p5&63)>>1>>((63-ofNb)&63))
-				c += p5 + ofNb
-			} else {
-				c += p3
-			}
+			llState = uint32(uint16(llE)) + uint32(x<<(p3&63)>>1>>((63-llNb)&63))
+			mlState = uint32(uint16(mlE)) + uint32(x<<(p4&63)>>1>>((63-mlNb)&63))
+			ofState = uint32(uint16(ofE)) + uint32(x<<(p5&63)>>1>>((63-ofNb)&63))
+			c += p5 + ofNb
 		} else {
 			// Long offsets: read field by field, reloading between.
 			ofx = v << (c & 63) >> 1 >> ((63 - ofBits) & 63)
@@ -122,19 +124,17 @@ func (r *seqReader) decode(seqs []zstdSeq) {
 			}
 			llx = v << (c & 63) >> 1 >> ((63 - llBits) & 63)
 			c += llBits
-			if updateStates {
-				if pos >= 8 {
-					pos -= int(c >> 3)
-					c &= 7
-					v = binary.LittleEndian.Uint64(in[pos:])
-				}
-				llState = uint32(uint16(llE)) + uint32(v<<(c&63)>>1>>((63-llNb)&63))
-				c += llNb
-				mlState = uint32(uint16(mlE)) + uint32(v<<(c&63)>>1>>((63-mlNb)&63))
-				c += mlNb
-				ofState = uint32(uint16(ofE)) + uint32(v<<(c&63)>>1>>((63-ofNb)&63))
-				c += ofNb
+			if pos >= 8 {
+				pos -= int(c >> 3)
+				c &= 7
+				v = binary.LittleEndian.Uint64(in[pos:])
 			}
+			llState = uint32(uint16(llE)) + uint32(v<<(c&63)>>1>>((63-llNb)&63))
+			c += llNb
+			mlState = uint32(uint16(mlE)) + uint32(v<<(c&63)>>1>>((63-mlNb)&63))
+			c += mlNb
+			ofState = uint32(uint16(ofE)) + uint32(v<<(c&63)>>1>>((63-ofNb)&63))
+			c += ofNb
 		}
 		if pos >= 8 {
 			pos -= int(c >> 3)
@@ -170,11 +170,49 @@ func (r *seqReader) decode(seqs []zstdSeq) {
 			r1 = reps[0]
 		}
 		reps[0], reps[1], reps[2], reps[3] = offset, r1, r2, offset-1
-		seqs[i] = zstdSeq{ll: ll, ml: int(mlE>>32) + int(mlx), offset: offset}
+		seqs[i] = zstdSeq{ll: uint32(ll), ml: uint32(mlE>>32) + uint32(mlx), offset: uint32(offset)}
 	}
 	r.br.pos, r.br.value, r.br.consumed = pos, v, c
 	r.llState, r.ofState, r.mlState = llState, ofState, mlState
-	r.left -= len(seqs)
+	if last {
+		seqs = seqs[:len(seqs)+1]
+		seqs[len(seqs)-1] = r.decodeLast()
+		r.left--
+	}
+}
+
+// decodeLast decodes the block's last sequence, which reads no state bits.
+func (r *seqReader) decodeLast() zstdSeq {
+	t := r.tables
+	llE := t[0].entries[r.llState&(seqTableMax-1)]
+	ofE := t[1].entries[r.ofState&(seqTableMax-1)]
+	mlE := t[2].entries[r.mlState&(seqTableMax-1)]
+	ofBits := uint8(ofE >> 16)
+	ofv := int(ofE>>32) + int(r.br.get(ofBits))
+	r.br.reload()
+	ml := int(mlE>>32) + int(r.br.get(uint8(mlE>>16)))
+	r.br.reload()
+	ll := int(llE>>32) + int(r.br.get(uint8(llE>>16)))
+	r.br.reload()
+	reps := &r.reps
+	if ofBits > 1 {
+		reps[0], reps[1], reps[2] = ofv-3, reps[0], reps[1]
+	} else {
+		idx := ofv - 1
+		if ll == 0 {
+			idx++
+		}
+		offset := reps[idx]
+		switch idx {
+		case 0:
+		case 1:
+			reps[0], reps[1] = offset, reps[0]
+		default:
+			reps[0], reps[1], reps[2] = offset, reps[0], reps[1]
+		}
+	}
+	reps[3] = reps[0] - 1
+	return zstdSeq{ll: uint32(ll), ml: uint32(ml), offset: uint32(reps[0])}
 }
 
 // execute copies the literals and matches of seqs, the block's sequences
@@ -184,7 +222,7 @@ func (d *zstdDecoder) execute(seqs []zstdSeq, first int, out []byte, op, start, 
 	lits := d.lits[:]
 	for i := range seqs {
 		s := &seqs[i]
-		ll, ml, offset := s.ll, s.ml, s.offset
+		ll, ml, offset := int(s.ll), int(s.ml), int(s.offset)
 		if ll > nlit-litPos {
 			return 0, 0, fmt.Errorf("sequence %d: literal length %d, %d literals left: %w", first+i, ll, nlit-litPos, ErrCorrupt)
 		}
@@ -209,8 +247,12 @@ func (d *zstdDecoder) execute(seqs []zstdSeq, first int, out []byte, op, start, 
 			op += ll
 			litPos += ll
 			if offset >= 16 && ml <= 32 {
+				// Most matches are short: a second copy would stall on
+				// loading what the first just stored when offset < 32.
 				*(*[16]byte)(out[op:]) = *(*[16]byte)(out[op-offset:])
-				*(*[16]byte)(out[op+16:]) = *(*[16]byte)(out[op+16-offset:])
+				if ml > 16 {
+					*(*[16]byte)(out[op+16:]) = *(*[16]byte)(out[op+16-offset:])
+				}
 			} else {
 				zstdMatch(out, op, offset, ml)
 			}
