@@ -206,7 +206,7 @@ def main():
     p.add_argument("--size", default="small", choices=["small", "large"])
     p.add_argument("--modes", default="warm,cold")
     p.add_argument("--workers", default="0,4", help="our DataLoader's num_workers, one run each (0: the main process reads the streams in threads)")
-    p.add_argument("--scale", type=int, default=8, help="crops per reader: the workload's default × scale")
+    p.add_argument("--scale", type=int, default=3, help="crops per reader: the workload's default × scale")
     p.add_argument("--readers", default="ours,tensorstore")
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--cache", help="also run ours (num_workers=0) with `loader serve -cache CACHE`, e.g. 16GiB")

@@ -37,9 +37,9 @@ OCF_PY = os.path.join(HERE, "ocf", ".venv", "bin", "python")
 # The workloads: store, array, crop per own dim (generic crops), batch size.
 WORKLOADS = {
     "satellite": {"store": "satellite.zarr", "array": "data", "driver": "zarr3",
-                  "dims": ["time", "channel", "y", "x"], "crop": [12, 12, 64, 64], "crops": 384},
+                  "dims": ["time", "channel", "y", "x"], "crop": [12, 12, 64, 64], "crops": 1152},
     "nwp": {"store": "nwp.zarr", "array": "UKV", "driver": "zarr",
-            "dims": ["init_time", "step", "variable", "y", "x"], "crop": [1, 6, 17, 64, 64], "crops": 256},
+            "dims": ["init_time", "step", "variable", "y", "x"], "crop": [1, 6, 17, 64, 64], "crops": 768},
 }
 BATCH = 32
 
