@@ -99,25 +99,9 @@ func BenchmarkZstdDecoder(b *testing.B) {
 			b.Run(dec.name+"/"+c.name, func(b *testing.B) {
 				// benchDecode's dst has no slack; give both decoders the
 				// 32 bytes callers provide.
-				benchDecodeSlack(b, dec.fn, c.enc, c.size)
+				benchDecode(b, dec.fn, c.enc, c.size)
 			})
 		}
-	}
-}
-
-func benchDecodeSlack(b *testing.B, dec func(dst, src []byte, size int) ([]byte, error), enc []byte, n int) {
-	dst := make([]byte, n, n+decodeSlack)
-	b.SetBytes(int64(n))
-	b.ReportAllocs()
-	cpu0, loops := processCPU(), 0
-	for b.Loop() {
-		if _, err := dec(dst, enc, n); err != nil {
-			b.Fatal(err)
-		}
-		loops++
-	}
-	if cpu := processCPU() - cpu0; cpu > 0 {
-		b.ReportMetric(float64(n)*float64(loops)/cpu.Seconds()/1e6, "cpuMB/s")
 	}
 }
 
