@@ -56,20 +56,25 @@ func nwpBlock(b *testing.B) ([]byte, int) {
 	return streams[2], sizes[2]
 }
 
-// BenchmarkZstdDecoder compares our decoder with klauspost's on the same
-// inputs, and Zstd.Decode, which picks one per frame ("switched").
-func BenchmarkZstdDecoder(b *testing.B) {
+// zstdBenchStart returns both decoders (klauspost's closed when b ends) and
+// the satellite and NWP-block cases every zstd benchmark measures.
+func zstdBenchStart(b *testing.B) (*Zstd, *zstd.Decoder, []zstdBenchCase) {
 	z := NewZstd()
 	ref, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecodeAllCapLimit(true))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ref.Close()
-	var cases []zstdBenchCase
+	b.Cleanup(ref.Close)
 	enc, n := satelliteInner(b, z)
-	cases = append(cases, zstdBenchCase{"satellite", enc, n})
+	cases := []zstdBenchCase{{"satellite", enc, n}}
 	enc, n = nwpBlock(b)
-	cases = append(cases, zstdBenchCase{"nwp-blosc-block", enc, n})
+	return z, ref, append(cases, zstdBenchCase{"nwp-blosc-block", enc, n})
+}
+
+// BenchmarkZstdDecoder compares our decoder with klauspost's on the same
+// inputs, and Zstd.Decode, which picks one per frame ("switched").
+func BenchmarkZstdDecoder(b *testing.B) {
+	z, ref, cases := zstdBenchStart(b)
 	for _, in := range []zstdInput{{"shuffled-f32", shuffledField(1<<20, 23)}, {"text", textLike(1<<20, 24)}} {
 		enc, err := z.Encode(nil, in.data, 3)
 		if err != nil {
@@ -96,11 +101,7 @@ func BenchmarkZstdDecoder(b *testing.B) {
 		fn   func(dst, src []byte, size int) ([]byte, error)
 	}{{"ours", ours}, {"klauspost", klauspost}, {"switched", z.Decode}} {
 		for _, c := range cases {
-			b.Run(dec.name+"/"+c.name, func(b *testing.B) {
-				// benchDecode's dst has no slack; give both decoders the
-				// 32 bytes callers provide.
-				benchDecode(b, dec.fn, c.enc, c.size)
-			})
+			b.Run(dec.name+"/"+c.name, func(b *testing.B) { benchDecode(b, dec.fn, c.enc, c.size) })
 		}
 	}
 }
@@ -109,17 +110,7 @@ func BenchmarkZstdDecoder(b *testing.B) {
 // length (reported as match/seq), the measure preferOurs switches on:
 // zstdMinMatchPerSeq sits where ours starts to win.
 func BenchmarkZstdCutoff(b *testing.B) {
-	z := NewZstd()
-	ref, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecodeAllCapLimit(true))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ref.Close()
-	var cases []zstdBenchCase
-	enc, n := satelliteInner(b, z)
-	cases = append(cases, zstdBenchCase{"satellite", enc, n})
-	enc, n = nwpBlock(b)
-	cases = append(cases, zstdBenchCase{"nwp-blosc-block", enc, n})
+	z, ref, cases := zstdBenchStart(b)
 	real := testenv.RealData(b)
 	for _, src := range []struct{ name, key string }{
 		{"real-ukv", "ocf-nowcasting-2023/ukv_nwp.zarr/UKV/0.0.0.0.0"},

@@ -11,7 +11,7 @@ import (
 // accept must decode identically, ours must agree with itself with and
 // without room to copy past the end, and Decode (which picks either) with
 // both. The committed corpus holds libzstd frames
-// (testdata/gen_zstd_fuzz_seeds.py).
+// (testdata/gen_fuzz_seeds.py).
 func FuzzZstdDecoder(f *testing.F) {
 	z := NewZstd()
 	for _, level := range []int{1, 3, 19} {

@@ -292,7 +292,8 @@ type huff4Loop struct {
 // huff4 is the fast loop: 5 symbols (at most 55 bits) from each stream per
 // round, after a reload that leaves at least 56. Each stream's bits are
 // left-aligned in x so that a symbol's dependency chain is a shift, a
-// lookup and a shift.
+// lookup and a shift. The five rounds are written out because the Go
+// compiler does not unroll loops.
 func huff4(dt *[1 << huffMaxLog]uint16, lp *huff4Loop) {
 	in0, in1, in2, in3 := lp.in[0], lp.in[1], lp.in[2], lp.in[3]
 	p0, p1, p2, p3 := lp.pos[0], lp.pos[1], lp.pos[2], lp.pos[3]

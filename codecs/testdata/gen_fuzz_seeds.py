@@ -1,5 +1,7 @@
 """Writes the committed fuzz seed corpus: small buffers compressed by the
-reference C libraries through numcodecs, plus small real chunks.
+reference C libraries through numcodecs, plus small real chunks; for
+FuzzZstdDecoder, libzstd frames (levels, checksums, concatenated frames)
+over float fields, byte-shuffled floats, text and zeros.
 
 Run from the module root: .venv/bin/python codecs/testdata/gen_fuzz_seeds.py
 """
@@ -59,3 +61,17 @@ seed('FuzzGzipDecode', 'numcodecs-level5', numcodecs.GZip(level=5).encode(raw))
 seed('FuzzZlibDecode', 'numcodecs-level5', numcodecs.Zlib(level=5).encode(raw))
 seed('FuzzBz2Decode', 'numcodecs-level9', numcodecs.BZ2(level=9).encode(raw))
 seed('FuzzLZ4Decode', 'numcodecs-accel1', numcodecs.LZ4().encode(raw))
+
+# FuzzZstdDecoder: our own zstd decoder against klauspost's.
+rng = np.random.default_rng(7)
+n = 1500
+e = np.arange(n)
+field = (280 + 10 * np.sin(e / 40) + rng.normal(0, 0.3, n)).astype('<f4')
+shuffled = field.view('u1').reshape(-1, 4).T.copy().tobytes()
+text = b' '.join(rng.choice([b'wind', b'cloud', b'grid', b'chunk', b'the', b'of'], 400))
+inputs = {'field': field.tobytes(), 'shuffled': shuffled, 'text': text, 'zeros': bytes(700), 'one': b'x'}
+for name, raw in inputs.items():
+    for level in (-5, 1, 19):
+        seed('FuzzZstdDecoder', f'libzstd-{name}-l{level}', numcodecs.Zstd(level=level).encode(raw))
+    seed('FuzzZstdDecoder', f'libzstd-{name}-crc', numcodecs.Zstd(level=3, checksum=True).encode(raw))
+seed('FuzzZstdDecoder', 'libzstd-concatenated', numcodecs.Zstd(level=3).encode(text[:900]) + numcodecs.Zstd(level=1).encode(shuffled[:800]))
