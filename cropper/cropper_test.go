@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 	"github.com/lsio-loader/lsio-loader/sampler"
 	"github.com/lsio-loader/lsio-loader/zarr"
@@ -44,7 +45,7 @@ func open(ctx context.Context, url string) (zarr.Store, error) {
 	if _, err := os.Stat(url); err != nil {
 		return nil, err
 	}
-	return zarr.NewDirStore(url), nil
+	return dirstore.New(url), nil
 }
 
 func genericPlan(t testing.TB, store, extra string) *sampler.Plan {

@@ -19,6 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 	"github.com/lsio-loader/lsio-loader/zarr"
 	"google.golang.org/grpc"
@@ -59,7 +60,7 @@ func openDir(ctx context.Context, url string) (zarr.Store, error) {
 	if _, err := os.Stat(url); err != nil {
 		return nil, fmt.Errorf("store %q: %w", url, err)
 	}
-	return zarr.NewDirStore(url), nil
+	return dirstore.New(url), nil
 }
 
 // startServer serves on a unix socket in a temp dir until the test ends,

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
@@ -16,7 +17,7 @@ func dirOpener(ctx context.Context, url string) (zarr.Store, error) {
 	if _, err := os.Stat(url); err != nil {
 		return nil, err
 	}
-	return zarr.NewDirStore(url), nil
+	return dirstore.New(url), nil
 }
 
 // loadSpec parses an example spec from examples/.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
@@ -106,7 +107,7 @@ func TestProjectionsAgainstPROJ(t *testing.T) {
 func TestGeostationaryAgainstSEVIRI(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(testenv.RealData(t), "ocf-nowcasting-2023", "seviri_nonhrv.zarr")
-	g, err := zarr.OpenGroup(ctx, zarr.NewDirStore(path), "")
+	g, err := zarr.OpenGroup(ctx, dirstore.New(path), "")
 	if err != nil {
 		t.Fatal(err)
 	}

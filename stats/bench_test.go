@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
@@ -13,7 +14,7 @@ import (
 func BenchmarkComputeUKV(b *testing.B) {
 	ctx := context.Background()
 	store := filepath.Join(testenv.RealData(b), "ocf-nowcasting-2023", "ukv_nwp.zarr")
-	a, err := zarr.OpenArray(ctx, zarr.NewDirStore(store), "UKV")
+	a, err := zarr.OpenArray(ctx, dirstore.New(store), "UKV")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func BenchmarkComputeUKV(b *testing.B) {
 func BenchmarkReadRegionsUKV(b *testing.B) {
 	ctx := context.Background()
 	store := filepath.Join(testenv.RealData(b), "ocf-nowcasting-2023", "ukv_nwp.zarr")
-	a, err := zarr.OpenArray(ctx, zarr.NewDirStore(store), "UKV")
+	a, err := zarr.OpenArray(ctx, dirstore.New(store), "UKV")
 	if err != nil {
 		b.Fatal(err)
 	}

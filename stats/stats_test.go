@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
@@ -170,7 +171,7 @@ func checkAgainstNumpy(t *testing.T, jobs []statsJob) {
 	ctx := context.Background()
 	for i, job := range jobs {
 		t.Run(fmt.Sprintf("%s/%s/ch%d", filepath.Base(job.store), job.array, job.ChannelDim), func(t *testing.T) {
-			a, err := zarr.OpenArray(ctx, zarr.NewDirStore(job.store), job.array)
+			a, err := zarr.OpenArray(ctx, dirstore.New(job.store), job.array)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -271,7 +272,7 @@ func TestComputeRejectsBadSelections(t *testing.T) {
 	dir := t.TempDir()
 	testenv.RunPython(t, `import sys, zarr; zarr.create_array(sys.argv[1], shape=(4, 6), chunks=(2, 3), dtype="int32")[:] = 1`, dir+"/a.zarr")
 	ctx := context.Background()
-	a, err := zarr.OpenArray(ctx, zarr.NewDirStore(dir+"/a.zarr"), "")
+	a, err := zarr.OpenArray(ctx, dirstore.New(dir+"/a.zarr"), "")
 	if err != nil {
 		t.Fatal(err)
 	}

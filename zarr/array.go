@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/lsio-loader/lsio-loader/internal/bufpool"
 )
 
 // Array is one Zarr array, v2 or v3, opened for reading.
@@ -39,7 +41,7 @@ type Array struct {
 	shards  map[string]shardIndex // index of each shard read so far, by key
 	// shardBytes is the size of the cached indexes.
 	shardBytes int64
-	pool       *bufPool
+	pool       *bufpool.Sized
 	// ops recycles ReadRegions' planning scratch (*readOp) across calls;
 	// concurrent calls each get their own.
 	ops sync.Pool

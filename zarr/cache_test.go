@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 )
 
 // TestChunkCacheReadsMatch reads the same crops with and without a cache,
@@ -26,7 +28,7 @@ func TestChunkCacheReadsMatch(t *testing.T) {
 		{"blosc/smaller-than-a-chunk", 1024, chunkBytes / 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := OpenArray(ctx, NewDirStore(writeV2Store(t, n, c, tc.blockSize)), "a")
+			a, err := OpenArray(ctx, dirstore.New(writeV2Store(t, n, c, tc.blockSize)), "a")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +81,7 @@ func TestChunkCacheReadsMatch(t *testing.T) {
 // the recycled planning scratch and the cache must keep calls apart.
 func TestConcurrentReadRegions(t *testing.T) {
 	ctx := context.Background()
-	a, err := OpenArray(ctx, NewDirStore(writeV2Store(t, 256, 64, 1024)), "a")
+	a, err := OpenArray(ctx, dirstore.New(writeV2Store(t, 256, 64, 1024)), "a")
 	if err != nil {
 		t.Fatal(err)
 	}

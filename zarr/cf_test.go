@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 )
 
@@ -49,7 +50,7 @@ func TestCFMatchesXarray(t *testing.T) {
 	}
 	checked := 0
 	for _, dir := range stores {
-		g, err := OpenGroup(ctx, NewDirStore(dir), "")
+		g, err := OpenGroup(ctx, dirstore.New(dir), "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +152,7 @@ func TestParseCFTime(t *testing.T) {
 func TestCoordKinds(t *testing.T) {
 	ctx := context.Background()
 	root := testenv.RealData(t)
-	g, err := OpenGroup(ctx, NewDirStore(filepath.Join(root, "ocf-nowcasting-2023", "ukv_nwp.zarr")), "")
+	g, err := OpenGroup(ctx, dirstore.New(filepath.Join(root, "ocf-nowcasting-2023", "ukv_nwp.zarr")), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"math"
 	"strings"
 	"unsafe"
+
+	"github.com/lsio-loader/lsio-loader/internal/bufpool"
 )
 
 // bytesDecoder is what a bytes→bytes codec from package codecs offers:
@@ -108,13 +110,13 @@ func (c *codecChain) describe() []string {
 // are given (zstd caps it just past the decoded size), and a buffer put
 // back with a smaller capacity would land in a smaller size class and
 // leave the chunk-sized class empty.
-func (c *codecChain) decode(raw []byte, pool *bufPool) (out, held []byte, decoded int64, err error) {
+func (c *codecChain) decode(raw []byte, pool *bufpool.Sized) (out, held []byte, decoded int64, err error) {
 	b := raw
 	for i := len(c.b2b) - 1; i >= 0; i-- {
 		cd := c.b2b[i]
 		if cd.crc {
 			if b, err = checkCRC32C(b); err != nil {
-				pool.put(held)
+				pool.Put(held)
 				return nil, nil, decoded, err
 			}
 			continue
@@ -123,33 +125,33 @@ func (c *codecChain) decode(raw []byte, pool *bufPool) (out, held []byte, decode
 		if i == 0 {
 			size = int(c.encodedBytes)
 		}
-		dst := pool.get(absInt(size))
+		dst := pool.Get(absInt(size))
 		nb, derr := cd.dec.Decode(dst[:0], b, size)
 		if derr != nil {
-			pool.put(dst)
-			pool.put(held)
+			pool.Put(dst)
+			pool.Put(held)
 			return nil, nil, decoded, fmt.Errorf("%s: %w", cd.desc, derr)
 		}
-		pool.put(held)
+		pool.Put(held)
 		held = dst
 		if !sameStorage(nb, dst) {
 			// The codec allocated its own output: dst is free again, and
 			// nb is kept if its capacity fits a size class.
-			pool.put(dst)
+			pool.Put(dst)
 			held = nb
 		}
 		b = nb
 		decoded += int64(len(nb))
 	}
 	if int64(len(b)) != c.encodedBytes {
-		pool.put(held)
+		pool.Put(held)
 		return nil, nil, decoded, fmt.Errorf("decoded %d bytes, want %d", len(b), c.encodedBytes)
 	}
 	for i := len(c.a2a) - 1; i >= 0; i-- {
 		a := c.a2a[i]
 		var dst []byte
 		if a.perm != nil {
-			dst = pool.get(int(c.nbytes))
+			dst = pool.Get(int(c.nbytes))
 			transposeDecode(dst[:c.nbytes], b, c.shape, a.perm, c.dtype.Size)
 			b = dst[:c.nbytes]
 		} else {
@@ -160,15 +162,15 @@ func (c *codecChain) decode(raw []byte, pool *bufPool) (out, held []byte, decode
 			if i > 0 && c.a2a[i-1].filter != nil {
 				outSize = c.a2a[i-1].filter.encodedSize()
 			}
-			dst = pool.get(n * outSize)
+			dst = pool.Get(n * outSize)
 			if err := a.filter.decode(dst[:n*outSize], b, n); err != nil {
-				pool.put(dst)
-				pool.put(held)
+				pool.Put(dst)
+				pool.Put(held)
 				return nil, nil, decoded, fmt.Errorf("%s: %w", a.desc, err)
 			}
 			b = dst[:n*outSize]
 		}
-		pool.put(held)
+		pool.Put(held)
 		held = dst
 	}
 	c.dtype.ToLittleEndian(b)

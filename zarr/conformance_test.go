@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 )
 
@@ -60,7 +61,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 		if groups[e.Store] != nil {
 			continue
 		}
-		g, err := OpenGroup(ctx, NewDirStore(filepath.Join(dir, e.Store)), "")
+		g, err := OpenGroup(ctx, dirstore.New(filepath.Join(dir, e.Store)), "")
 		if err != nil {
 			t.Fatalf("open consolidated %s: %v", e.Store, err)
 		}
@@ -74,7 +75,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 			if err != nil {
 				t.Fatalf("consolidated: %v", err)
 			}
-			direct, err := OpenArray(ctx, NewDirStore(filepath.Join(dir, e.Store)), e.Array)
+			direct, err := OpenArray(ctx, dirstore.New(filepath.Join(dir, e.Store)), e.Array)
 			if err != nil {
 				t.Fatalf("open: %v", err)
 			}

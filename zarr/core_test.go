@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 )
 
@@ -57,7 +58,7 @@ func regionBytes(a *Array, r Region) []byte {
 func TestCoreStoresMatchZarrPython(t *testing.T) {
 	ctx := context.Background()
 	dir, names := writeCoreStores(t)
-	store := NewDirStore(dir)
+	store := dirstore.New(dir)
 	rng := rand.New(rand.NewPCG(1, 2))
 	type check struct {
 		a      *Array

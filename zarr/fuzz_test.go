@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/lsio-loader/lsio-loader/internal/bufpool"
 )
 
 // memStore is a Store over a map, for fuzzing without touching the disk.
@@ -213,7 +215,7 @@ func FuzzDecodeChunk(f *testing.F) {
 		for sc := chain.shard; sc != nil; sc = sc.inner.shard {
 			chain = sc.inner
 		}
-		pool := newBufPool()
+		pool := new(bufpool.Sized)
 		out, held, _, err := chain.decode(append([]byte(nil), chunk...), pool)
 		if err != nil {
 			return
@@ -221,6 +223,6 @@ func FuzzDecodeChunk(f *testing.F) {
 		if int64(len(out)) != chain.nbytes {
 			t.Fatalf("decoded %d bytes, want %d", len(out), chain.nbytes)
 		}
-		pool.put(held)
+		pool.Put(held)
 	})
 }

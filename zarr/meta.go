@@ -10,6 +10,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/lsio-loader/lsio-loader/internal/bufpool"
 )
 
 // keyEncoding turns chunk grid indices into store keys.
@@ -147,7 +149,7 @@ func newArray(s Store, p string) *Array {
 	if p != "" {
 		name = path.Base(p)
 	}
-	return &Array{Store: s, Path: p, Name: name, shards: map[string]shardIndex{}, pool: newBufPool()}
+	return &Array{Store: s, Path: p, Name: name, shards: map[string]shardIndex{}, pool: new(bufpool.Sized)}
 }
 
 func (a *Array) errorf(format string, args ...any) error {

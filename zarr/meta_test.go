@@ -9,13 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 )
 
 func TestOpenGroupRealStores(t *testing.T) {
 	ctx := context.Background()
 	root := testenv.RealData(t)
-	g, err := OpenGroup(ctx, NewDirStore(filepath.Join(root, "ocf-nowcasting-2023", "ukv_nwp.zarr")), "/")
+	g, err := OpenGroup(ctx, dirstore.New(filepath.Join(root, "ocf-nowcasting-2023", "ukv_nwp.zarr")), "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func TestOpenGroupRealStores(t *testing.T) {
 		t.Errorf("UKV dtype %s fill %x, want <f4 NaN", a.DType, a.Fill)
 	}
 	// Bare NaN in JSON and typesize null.
-	g, err = OpenGroup(ctx, NewDirStore(filepath.Join(root, "ecmwf-earthkit", "ecmwf_pl_analysis.zarr")), "")
+	g, err = OpenGroup(ctx, dirstore.New(filepath.Join(root, "ecmwf-earthkit", "ecmwf_pl_analysis.zarr")), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestOpenGroupLayouts(t *testing.T) {
 	ctx := context.Background()
 	dir, _ := writeCoreStores(t)
 	for _, name := range []string{"group_v3", "group_v2"} {
-		g, err := OpenGroup(ctx, NewDirStore(dir), name)
+		g, err := OpenGroup(ctx, dirstore.New(dir), name)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -73,17 +74,17 @@ func TestOpenGroupLayouts(t *testing.T) {
 		}
 	}
 	// A v3 group without consolidated metadata is walked.
-	sub, err := OpenGroup(ctx, NewDirStore(dir), "group_v3/sub")
+	sub, err := OpenGroup(ctx, dirstore.New(dir), "group_v3/sub")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(sub.ArrayNames(), ","); got != "temp" || sub.Attrs["level"] != 1.0 {
 		t.Errorf("group_v3/sub walked: arrays %s attrs %v", got, sub.Attrs)
 	}
-	if _, err := OpenGroup(ctx, NewDirStore(dir), "nothing"); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := OpenGroup(ctx, dirstore.New(dir), "nothing"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing group: %v, want fs.ErrNotExist", err)
 	}
-	if _, err := OpenArray(ctx, NewDirStore(dir), "nothing"); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := OpenArray(ctx, dirstore.New(dir), "nothing"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing array: %v, want fs.ErrNotExist", err)
 	}
 }
@@ -224,7 +225,7 @@ func TestReadCancelled(t *testing.T) {
 		t.Errorf("cancelled memStore read: %v, want context.Canceled", err)
 	}
 	dir := t.TempDir()
-	a.Store = NewDirStore(dir)
+	a.Store = dirstore.New(dir)
 	if err := a.Read(ctx, []int64{0}, []int64{4}, make([]byte, 16)); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled read: %v, want context.Canceled", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lsio-loader/lsio-loader/codecs"
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 )
 
 // writeV2Store writes a 2-D float32 v2 array "a" of shape (n, n) with
@@ -72,7 +73,7 @@ func TestPartialReads(t *testing.T) {
 		blockSize int
 	}{{"blosc", 16 << 10}, {"uncompressed", -1}} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := OpenArray(ctx, NewDirStore(writeV2Store(t, 1024, 512, tc.blockSize)), "a")
+			a, err := OpenArray(ctx, dirstore.New(writeV2Store(t, 1024, 512, tc.blockSize)), "a")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +125,7 @@ func BenchmarkReadRegionsCrop(b *testing.B) {
 		{"uncompressed/whole", -1, true}, {"uncompressed/partial", -1, false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			a, err := OpenArray(ctx, NewDirStore(writeV2Store(b, 1024, 512, tc.blockSize)), "a")
+			a, err := OpenArray(ctx, dirstore.New(writeV2Store(b, 1024, 512, tc.blockSize)), "a")
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -149,74 +150,6 @@ func BenchmarkReadRegionsCrop(b *testing.B) {
 			b.ReportMetric(float64(total.BytesDecoded)/float64(b.N), "decoded-B/op")
 			b.ReportMetric(float64(total.BytesRead)/float64(b.N), "read-B/op")
 			b.ReportMetric(float64(total.Chunks)/float64(b.N), "chunks/op")
-		})
-	}
-}
-
-// TestPartialReadsPlanes reads crops that take a few rows of every plane of
-// a (variable, y, x) blosc chunk, as NWP crops of all variables do: only
-// the blocks under those rows decode, not the span from the first plane's
-// rows to the last's, and the crops equal those of a whole read.
-func TestPartialReadsPlanes(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	g, err := CreateGroup(dir, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const planes, ny, nx = 8, 352, 274
-	w, err := g.CreateArray("x", ArrayMeta{DType: "<f4", Shape: []int64{planes, ny, nx}, ChunkShape: []int64{planes, 176, 137},
-		Fill: math.NaN(), Compressor: Compressor{Name: "blosc", Cname: "zstd", Level: 1, Shuffle: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	full := make([]byte, planes*ny*nx*4)
-	for i := 0; i < len(full); i += 4 {
-		binary.LittleEndian.PutUint32(full[i:], math.Float32bits(float32(280+10*math.Sin(float64(i/4)*1e-3))))
-	}
-	if err := w.WriteArray(ctx, full); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Close(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := OpenArray(ctx, NewDirStore(dir), "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunkBytes := int64(planes * 176 * 137 * 4)
-	for _, tc := range []struct {
-		name  string
-		start []int64
-		shape []int64
-	}{
-		{"rows inside one chunk", []int64{0, 40, 30}, []int64{planes, 20, 64}},
-		{"rows across chunks", []int64{0, 150, 100}, []int64{planes, 64, 64}},
-		{"some planes", []int64{2, 10, 0}, []int64{3, 30, 137}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := Region{Start: tc.start, Shape: tc.shape}
-			got := make([]byte, tc.shape[0]*tc.shape[1]*tc.shape[2]*4)
-			st, err := a.ReadRegions(ctx, []Region{r}, [][]byte{got})
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := make([]byte, 0, len(got))
-			for p := tc.start[0]; p < tc.start[0]+tc.shape[0]; p++ {
-				for y := tc.start[1]; y < tc.start[1]+tc.shape[1]; y++ {
-					off := ((p*ny+y)*nx + tc.start[2]) * 4
-					want = append(want, full[off:off+tc.shape[2]*4]...)
-				}
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("crop %v differs from the array", tc.start)
-			}
-			// Each crop needs under 40% of the rows of each chunk plane;
-			// with 32 KiB blocks of 96 KB planes that is at most ~3/4 of
-			// the blocks, where the span would be nearly all of them.
-			if st.BytesDecoded*4 > st.Chunks*chunkBytes*3 {
-				t.Errorf("decoded %d bytes of %d chunks (%d bytes each): blocks between planes not skipped", st.BytesDecoded, st.Chunks, chunkBytes)
-			}
 		})
 	}
 }

@@ -226,7 +226,7 @@ func (op *readOp) run(ctx context.Context) error {
 			job.mode = modeRaw
 			runs = op.neededRuns(runs[:0], job, mergeGap)
 			job.pending.Store(int32(len(runs)))
-			job.buf = a.pool.get(int(chain.nbytes))
+			job.buf = a.pool.Get(int(chain.nbytes))
 			for _, r := range runs {
 				reqs = append(reqs, ByteRange{Key: job.key, Offset: job.base + r[0], Length: r[1] - r[0]})
 				reqJobs = append(reqJobs, request{job: j, at: r[0]})
@@ -279,7 +279,7 @@ func (op *readOp) run(ctx context.Context) error {
 	op.firstErr = nil
 	for j := range op.jobs {
 		if op.jobs[j].buf != nil {
-			a.pool.put(op.jobs[j].buf)
+			a.pool.Put(op.jobs[j].buf)
 			op.jobs[j].buf = nil
 		}
 	}
@@ -564,8 +564,8 @@ func (op *readOp) finish(c completion, reqJobs []request) error {
 		op.scatter(job, job.buf)
 		return nil
 	case modeBlosc:
-		buf := a.pool.get(int(chain.nbytes))
-		defer a.pool.put(buf)
+		buf := a.pool.Get(int(chain.nbytes))
+		defer a.pool.Put(buf)
 		n, err := chain.rangeCodec().DecodeRuns(buf, c.data, op.spans[job.spanLo:job.spanHi])
 		if err != nil {
 			return a.errorf("chunk %q: %s: %w", job.key, chain.b2b[0].desc, err)
@@ -581,12 +581,12 @@ func (op *readOp) finish(c completion, reqJobs []request) error {
 		return a.errorf("chunk %q: %w", job.key, err)
 	}
 	if int64(len(out)) != chain.nbytes {
-		a.pool.put(held)
+		a.pool.Put(held)
 		return a.errorf("chunk %q: decoded %d bytes, want %d", job.key, len(out), chain.nbytes)
 	}
 	op.scatter(job, out)
 	if op.cache == nil {
-		a.pool.put(held)
+		a.pool.Put(held)
 		return nil
 	}
 	if held == nil {

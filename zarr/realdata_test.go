@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 )
 
 // TestRealStoresMatchZarrPython reads every array of every real store whole
@@ -18,7 +20,7 @@ func TestRealStoresMatchZarrPython(t *testing.T) {
 	var arrays []entry
 	var jobs []pyJob
 	for _, dir := range realStores(t) {
-		g, err := OpenGroup(ctx, NewDirStore(dir), "")
+		g, err := OpenGroup(ctx, dirstore.New(dir), "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lsio-loader/lsio-loader/internal/synth"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 )
 
@@ -41,7 +42,7 @@ func TestDemoDataset(t *testing.T) {
 		t.Errorf("a complete dataset was written again:\n%s", out.String())
 	}
 	// A different size is a different dataset: it replaces the old one.
-	if err := os.WriteFile(filepath.Join(dirs[1], demoMarker), []byte("older version\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dirs[1], synth.DemoMarker), []byte("older version\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out.Reset()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lsio-loader/lsio-loader/internal/synth"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 )
 
@@ -86,7 +87,7 @@ func TestInspectDescribesLayout(t *testing.T) {
 		`"IR_016" "IR_039"`,
 		"2020-04-01T00:00:00 … 2020-04-01T02:00:00",
 		"(descending)",
-		fmt.Sprintf("source: %s", demoVersion),
+		fmt.Sprintf("source: %s", synth.DemoVersion),
 	} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("output lacks %q:\n%s", w, out.String())

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lsio-loader/lsio-loader/internal/npy"
 	"github.com/lsio-loader/lsio-loader/store"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
@@ -341,14 +342,14 @@ func int64sBytes(v []int64) []byte {
 // writeNPYFile writes the .npy to path, or to stdout for "-".
 func writeNPYFile(path string, stdout io.Writer, dtype string, shape []int64, data []byte) error {
 	if path == "-" {
-		return zarr.WriteNPY(stdout, dtype, shape, data)
+		return npy.Write(stdout, dtype, shape, data)
 	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	err = zarr.WriteNPY(w, dtype, shape, data)
+	err = npy.Write(w, dtype, shape, data)
 	if err == nil {
 		err = w.Flush()
 	}

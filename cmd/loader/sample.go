@@ -15,8 +15,8 @@ import (
 	"strconv"
 
 	"github.com/lsio-loader/lsio-loader/cropper"
+	"github.com/lsio-loader/lsio-loader/internal/npy"
 	"github.com/lsio-loader/lsio-loader/sampler"
-	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
 // runSample writes the first N samples of an epoch of an experiment, with
@@ -105,7 +105,7 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func writeSampleNPZ(w io.Writer, plan *sampler.Plan, b *cropper.Batch, amp float64) error {
-	z := zarr.NewNPZ(w)
+	z := npy.NewNPZ(w)
 	n := int64(len(b.Samples))
 	i64 := func(v []int64) []byte {
 		out := make([]byte, 8*len(v))
@@ -214,7 +214,7 @@ func npyDType(d string) string {
 }
 
 // addStrings adds fixed-width unicode strings (shape nil: a 0-d array).
-func addStrings(z *zarr.NPZ, name string, shape []int64, vals []string) error {
+func addStrings(z *npy.NPZ, name string, shape []int64, vals []string) error {
 	width := 1
 	for _, v := range vals {
 		width = max(width, len([]rune(v)))

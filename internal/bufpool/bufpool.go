@@ -1,7 +1,10 @@
-// Package bufpool recycles the read buffers that the stores hand to their
-// callers: buffers come in power-of-two size classes with an aligned start
-// (for O_DIRECT), and Release takes back any slice that Get handed out, even
-// one re-sliced from an offset inside the buffer.
+// Package bufpool recycles byte buffers in power-of-two size classes. It is
+// the one buffer pool of the project, in two forms over the same classes:
+// Pool lends aligned buffers (for O_DIRECT) and takes back any slice of one
+// it lent, even one re-sliced from an offset inside it, as the stores need;
+// Sized takes back any buffer at all, filed under the largest class its
+// capacity covers, as the decoders need (a codec may return a buffer it
+// allocated itself, and decoded chunks may be kept by a cache instead).
 package bufpool
 
 import (
@@ -10,19 +13,86 @@ import (
 	"unsafe"
 )
 
-// minClass is the smallest pooled size: smaller reads (metadata) are not
-// worth the bookkeeping and get a plain allocation.
+// minClass is the smallest size Pool recycles: smaller reads (metadata) are
+// not worth the bookkeeping and get a plain allocation.
 const minClass = 12 // 4 KiB
 
 // maxClass bounds what is kept for reuse: bigger buffers are allocated and
 // dropped, so that one huge read does not pin its memory forever.
 const maxClass = 30 // 1 GiB
 
-// Pool hands out buffers and takes them back. The zero value is not usable;
-// use New.
+// classes holds free buffers by class: class c holds buffers of capacity
+// 1<<c. The zero value is ready.
+type classes struct {
+	free [maxClass + 1]sync.Pool // *[]byte
+	// boxes recycles the *[]byte boxes themselves, so that a steady stream
+	// of take/give allocates nothing.
+	boxes sync.Pool
+}
+
+// classOf is the class a request of n > 0 bytes is served from.
+func classOf(n int) int { return bits.Len(uint(n - 1)) }
+
+// take returns a free buffer of class c at full capacity, or nil.
+func (cs *classes) take(c int) []byte {
+	box, ok := cs.free[c].Get().(*[]byte)
+	if !ok {
+		return nil
+	}
+	b := *box
+	*box = nil
+	cs.boxes.Put(box)
+	return b
+}
+
+// give files b (at full capacity) under class c.
+func (cs *classes) give(c int, b []byte) {
+	box, _ := cs.boxes.Get().(*[]byte)
+	if box == nil {
+		box = new([]byte)
+	}
+	*box = b[:cap(b)]
+	cs.free[c].Put(box)
+}
+
+// Sized hands out buffers and takes back any buffer. The zero value is
+// ready to use.
+type Sized struct{ cs classes }
+
+// Get returns a buffer of length n (nil for n <= 0).
+func (p *Sized) Get(n int) []byte {
+	if n <= 0 {
+		return nil
+	}
+	c := classOf(n)
+	if c > maxClass {
+		return make([]byte, n)
+	}
+	if b := p.cs.take(c); b != nil {
+		return b[:n]
+	}
+	return make([]byte, n, 1<<c)
+}
+
+// Put gives b back, under the largest class its capacity covers, so that
+// buffers not from Get (or resliced below their class) still serve later
+// requests.
+func (p *Sized) Put(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	c := bits.Len(uint(cap(b))) - 1
+	if c > maxClass {
+		return
+	}
+	p.cs.give(c, b)
+}
+
+// Pool lends aligned buffers and takes them back. The zero value is not
+// usable; use New.
 type Pool struct {
-	align   int
-	classes [maxClass + 1]sync.Pool
+	align int
+	cs    classes
 
 	mu sync.Mutex
 	// lent maps the address one past the end of every lent buffer to the
@@ -52,17 +122,17 @@ func (p *Pool) Get(n int) []byte {
 		}
 		return make([]byte, n)
 	}
-	class := bits.Len(uint(n - 1))
-	if class > maxClass {
+	c := classOf(n)
+	if c > maxClass {
 		buf := p.alloc(n)
 		p.track(buf)
 		return buf[:n]
 	}
-	var buf []byte
-	if v := p.classes[class].Get(); v != nil {
-		buf = *(v.(*[]byte))
-	} else {
-		buf = p.alloc(1 << class)
+	// Only Release files buffers under p's classes, and only ones p
+	// allocated, so every buffer taken is aligned.
+	buf := p.cs.take(c)
+	if buf == nil {
+		buf = p.alloc(1 << c)
 	}
 	p.track(buf)
 	return buf[:n]
@@ -85,11 +155,11 @@ func (p *Pool) Release(data []byte) {
 	if !ok {
 		return
 	}
-	class := bits.Len(uint(cap(buf) - 1))
-	if cap(buf) != 1<<class || class > maxClass {
+	c := classOf(cap(buf))
+	if cap(buf) != 1<<c || c > maxClass {
 		return
 	}
-	p.classes[class].Put(&buf)
+	p.cs.give(c, buf)
 }
 
 // Outstanding is the number of lent buffers not yet released; tests use it

@@ -1,4 +1,4 @@
-package zarr
+package dirstore
 
 import (
 	"fmt"

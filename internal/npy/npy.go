@@ -1,4 +1,6 @@
-package zarr
+// Package npy writes NumPy .npy and .npz files byte-identical to what numpy
+// saves, so that the command line tools hand arrays to Python unchanged.
+package npy
 
 import (
 	"archive/zip"
@@ -19,11 +21,11 @@ const npyAlign = 64
 // numpy.save's.
 const npyGrowthDigits = 21
 
-// WriteNPY writes one array in the NPY format as numpy.save does: dtype is a
+// Write writes one array in the NPY format as numpy.save does: dtype is a
 // numpy descr ("<f4", "|b1", "<M8[ns]", "<U6"), data holds the values in C
 // order in that dtype's byte order. The length of data must match dtype and
 // shape.
-func WriteNPY(w io.Writer, dtype string, shape []int64, data []byte) error {
+func Write(w io.Writer, dtype string, shape []int64, data []byte) error {
 	header, err := npyHeader(dtype, shape, int64(len(data)))
 	if err != nil {
 		return err
@@ -153,7 +155,7 @@ func NewNPZ(w io.Writer) *NPZ {
 }
 
 // Add writes the array name (stored as name.npy, loaded back as name) with
-// the dtype, shape and C-order data of WriteNPY.
+// the dtype, shape and C-order data of Write.
 func (z *NPZ) Add(name, dtype string, shape []int64, data []byte) error {
 	if name == "" || z.names[name] {
 		return fmt.Errorf("npz: empty or duplicate member name %q", name)

@@ -1,4 +1,6 @@
-package zarr
+// Package dirstore reads a local directory with pread, for tests: the
+// loader itself reads local stores through package uring.
+package dirstore
 
 import (
 	"context"
@@ -11,23 +13,30 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/lsio-loader/lsio-loader/internal/bufpool"
+	"github.com/lsio-loader/lsio-loader/store/kv"
 )
 
-// DirStore is a Store over a plain local directory, read with pread.
-type DirStore struct {
+// Store is a kv.Store over a plain local directory, read with pread: no
+// worker threads to start or stop, which is what tests want.
+type Store struct {
 	root string
-	pool *bufPool
+	pool bufpool.Sized
 }
 
-// NewDirStore returns a Store over the directory root; keys are paths
-// below it with "/" separators.
-func NewDirStore(root string) Store {
-	return &DirStore{root: filepath.Clean(root), pool: newBufPool()}
+// New returns a store over the directory root; keys are paths below it
+// with "/" separators.
+func New(root string) *Store {
+	return &Store{root: filepath.Clean(root)}
 }
 
-func (d *DirStore) String() string { return d.root }
+// Close does nothing: the store holds no descriptors between reads.
+func (d *Store) Close() error { return nil }
 
-func (d *DirStore) path(key string) (string, error) {
+func (d *Store) String() string { return d.root }
+
+func (d *Store) path(key string) (string, error) {
 	if !fs.ValidPath(key) {
 		return "", fmt.Errorf("key %q: not a valid relative path", key)
 	}
@@ -37,7 +46,7 @@ func (d *DirStore) path(key string) (string, error) {
 // ReadBatch reads the requests with a few goroutines, which is enough to
 // keep a local disk busy (package uring does better). Consecutive requests
 // for the same key share one open file.
-func (d *DirStore) ReadBatch(ctx context.Context, reqs []ByteRange, done func(i int, data []byte, err error)) {
+func (d *Store) ReadBatch(ctx context.Context, reqs []kv.ByteRange, done func(i int, data []byte, err error)) {
 	groups := make([][2]int, 0, len(reqs)) // [first, end) of runs of one key
 	for i := range reqs {
 		if i > 0 && reqs[i].Key == reqs[i-1].Key {
@@ -70,7 +79,7 @@ func (d *DirStore) ReadBatch(ctx context.Context, reqs []ByteRange, done func(i 
 }
 
 // readGroup reads requests [g[0], g[1]), which all name one key.
-func (d *DirStore) readGroup(ctx context.Context, reqs []ByteRange, g [2]int, done func(int, []byte, error)) {
+func (d *Store) readGroup(ctx context.Context, reqs []kv.ByteRange, g [2]int, done func(int, []byte, error)) {
 	fail := func(err error) {
 		for i := g[0]; i < g[1]; i++ {
 			done(i, nil, fmt.Errorf("%s: %q: %w", d.root, reqs[i].Key, err))
@@ -118,7 +127,7 @@ func (d *DirStore) readGroup(ctx context.Context, reqs []ByteRange, g [2]int, do
 	}
 }
 
-func (d *DirStore) readAt(fd int, size int64, r ByteRange) ([]byte, error) {
+func (d *Store) readAt(fd int, size int64, r kv.ByteRange) ([]byte, error) {
 	off, n := r.Offset, r.Length
 	switch {
 	case off < 0:
@@ -132,19 +141,19 @@ func (d *DirStore) readAt(fd int, size int64, r ByteRange) ([]byte, error) {
 	case off+n > size || off+n < off:
 		return nil, fmt.Errorf("range [%d, %d) past the end (%d bytes)", off, off+n, size)
 	}
-	buf := d.pool.get(int(n))
+	buf := d.pool.Get(int(n))
 	if err := preadFull(fd, buf, off); err != nil {
-		d.pool.put(buf)
+		d.pool.Put(buf)
 		return nil, err
 	}
 	return buf, nil
 }
 
 // Release recycles a buffer that ReadBatch handed out.
-func (d *DirStore) Release(data []byte) { d.pool.put(data) }
+func (d *Store) Release(data []byte) { d.pool.Put(data) }
 
 // List returns the keys of the files below prefix, sorted.
-func (d *DirStore) List(ctx context.Context, prefix string) ([]string, error) {
+func (d *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	var keys []string
 	// Walk only the directory that holds every key with this prefix.
 	start := d.root

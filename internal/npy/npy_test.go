@@ -1,4 +1,4 @@
-package zarr
+package npy
 
 import (
 	"bytes"
@@ -66,9 +66,9 @@ func npyCases() []npyCase {
 	}
 }
 
-// TestWriteNPYMatchesNumpy checks that our files are byte-identical to
+// TestWriteMatchesNumpy checks that our files are byte-identical to
 // numpy.save's and load back to the same values.
-func TestWriteNPYMatchesNumpy(t *testing.T) {
+func TestWriteMatchesNumpy(t *testing.T) {
 	dir := t.TempDir()
 	type manifest struct {
 		Name  string  `json:"name"`
@@ -78,7 +78,7 @@ func TestWriteNPYMatchesNumpy(t *testing.T) {
 	var ms []manifest
 	for _, c := range npyCases() {
 		var buf bytes.Buffer
-		if err := WriteNPY(&buf, c.dtype, c.shape, c.data); err != nil {
+		if err := Write(&buf, c.dtype, c.shape, c.data); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, c.name+".npy"), buf.Bytes(), 0o644); err != nil {
@@ -150,7 +150,7 @@ print(len(names))
 	}
 }
 
-func TestWriteNPYRejectsBadInput(t *testing.T) {
+func TestWriteRejectsBadInput(t *testing.T) {
 	for _, c := range []npyCase{
 		{"short data", "<f4", []int64{3}, make([]byte, 8)},
 		{"negative dim", "<f4", []int64{-1}, nil},
@@ -160,7 +160,7 @@ func TestWriteNPYRejectsBadInput(t *testing.T) {
 		{"quote in unit", "<M8[n's]", []int64{1}, make([]byte, 8)},
 		{"overflow", "<f8", []int64{1 << 40, 1 << 40}, nil},
 	} {
-		if err := WriteNPY(&bytes.Buffer{}, c.dtype, c.shape, c.data); err == nil {
+		if err := Write(&bytes.Buffer{}, c.dtype, c.shape, c.data); err == nil {
 			t.Errorf("%s: no error", c.name)
 		}
 	}

@@ -1,4 +1,7 @@
-package zarr
+// Package zarrwrite writes Zarr v2 and v3 groups (chunked, compressed,
+// sharded, with consolidated metadata) that zarr-python and xarray read: the
+// demo and benchmark data and the fixtures of tests.
+package zarrwrite
 
 import (
 	"context"
@@ -18,6 +21,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/lsio-loader/lsio-loader/codecs"
+	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
 // Compressor selects how a writer compresses chunks (inner chunks when
@@ -85,7 +89,7 @@ type ArrayWriter struct {
 	dir, name  string
 	version    int
 	meta       ArrayMeta
-	dtype      DType
+	dtype      zarr.DType
 	grid       []int64 // stored objects per dim
 	gridShape  []int64 // shape of one stored object: the shard when sharded
 	fill       []byte  // one element
@@ -128,7 +132,7 @@ func (g *GroupWriter) newArray(name string, meta ArrayMeta) (*ArrayWriter, array
 	if name == "" || strings.ContainsAny(name, "/\\") || name[0] == '.' || name == "zarr.json" {
 		return nil, arrayDocs{}, errors.New("bad array name")
 	}
-	dt, err := ParseDType(meta.DType)
+	dt, err := zarr.ParseDType(meta.DType)
 	if err != nil {
 		return nil, arrayDocs{}, err
 	}
@@ -261,23 +265,23 @@ func (g *GroupWriter) newArray(name string, meta ArrayMeta) (*ArrayWriter, array
 }
 
 // v3DataTypeJSON names dt the way zarr-python 3 writes it.
-func v3DataTypeJSON(dt DType) any {
+func v3DataTypeJSON(dt zarr.DType) any {
 	switch dt.Kind {
-	case KindBool:
+	case zarr.KindBool:
 		return "bool"
-	case KindInt:
+	case zarr.KindInt:
 		return "int" + strconv.Itoa(8*dt.Size)
-	case KindUint:
+	case zarr.KindUint:
 		return "uint" + strconv.Itoa(8*dt.Size)
-	case KindFloat:
+	case zarr.KindFloat:
 		return "float" + strconv.Itoa(8*dt.Size)
-	case KindDatetime, KindTimedelta:
+	case zarr.KindDatetime, zarr.KindTimedelta:
 		name := "numpy.datetime64"
-		if dt.Kind == KindTimedelta {
+		if dt.Kind == zarr.KindTimedelta {
 			name = "numpy.timedelta64"
 		}
 		return map[string]any{"name": name, "configuration": map[string]any{"unit": dt.Unit, "scale_factor": dt.UnitScale}}
-	case KindUnicode:
+	case zarr.KindUnicode:
 		return map[string]any{"name": "fixed_length_utf32", "configuration": map[string]any{"length_bytes": dt.Size}}
 	}
 	return dt.String()
@@ -285,9 +289,9 @@ func v3DataTypeJSON(dt DType) any {
 
 // writerFillValue returns the fill value as one little-endian element and as
 // zarr metadata JSON.
-func writerFillValue(dt DType, v any, zarrFormat int) ([]byte, any, error) {
+func writerFillValue(dt zarr.DType, v any, zarrFormat int) ([]byte, any, error) {
 	out := make([]byte, dt.Size)
-	if dt.Kind == KindUnicode {
+	if dt.Kind == zarr.KindUnicode {
 		s, _ := v.(string)
 		if v != nil && !writerIsString(v) {
 			return nil, arrayDocs{}, fmt.Errorf("fill value %v for %s: want a string", v, dt)
@@ -325,12 +329,12 @@ func writerFillValue(dt DType, v any, zarrFormat int) ([]byte, any, error) {
 		return nil, arrayDocs{}, fmt.Errorf("fill value %v (%T) for %s: want a number", v, v, dt)
 	}
 	switch dt.Kind {
-	case KindBool:
+	case zarr.KindBool:
 		if f != 0 {
 			out[0] = 1
 		}
 		return out, f != 0, nil
-	case KindFloat:
+	case zarr.KindFloat:
 		switch dt.Size {
 		case 4:
 			binary.LittleEndian.PutUint32(out, math.Float32bits(float32(f)))
@@ -348,7 +352,7 @@ func writerFillValue(dt DType, v any, zarrFormat int) ([]byte, any, error) {
 			return out, "-Infinity", nil
 		}
 		return out, f, nil
-	case KindInt, KindUint, KindDatetime, KindTimedelta:
+	case zarr.KindInt, zarr.KindUint, zarr.KindDatetime, zarr.KindTimedelta:
 		if f != math.Trunc(f) {
 			return nil, arrayDocs{}, fmt.Errorf("fill value %v for %s is not an integer", f, dt)
 		}

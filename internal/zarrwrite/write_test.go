@@ -1,4 +1,4 @@
-package zarr
+package zarrwrite
 
 import (
 	"bytes"
@@ -11,7 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
+	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
 // writeCase is one array for the writer tests; data is C order,
@@ -33,7 +35,7 @@ func elements(shape []int64) int64 {
 // patterned returns count elements of dtype that differ from each other and
 // from their neighbours, with a NaN every 97th float.
 func patterned(dtype string, count int64) []byte {
-	dt, err := ParseDType(dtype)
+	dt, err := zarr.ParseDType(dtype)
 	if err != nil {
 		panic(err)
 	}
@@ -42,23 +44,23 @@ func patterned(dtype string, count int64) []byte {
 		b := out[i*int64(dt.Size):]
 		v := i*7919 + 13
 		switch {
-		case dt.Kind == KindFloat && dt.Size == 4:
+		case dt.Kind == zarr.KindFloat && dt.Size == 4:
 			f := float32(math.Sin(float64(i))*1000 + float64(i))
 			if i%97 == 5 {
 				f = float32(math.NaN())
 			}
 			binary.LittleEndian.PutUint32(b, math.Float32bits(f))
-		case dt.Kind == KindFloat && dt.Size == 8:
+		case dt.Kind == zarr.KindFloat && dt.Size == 8:
 			binary.LittleEndian.PutUint64(b, math.Float64bits(float64(i)*2000.5-1e5))
-		case dt.Kind == KindUnicode:
+		case dt.Kind == zarr.KindUnicode:
 			for j, r := range []rune("ch_é" + string(rune('A'+i%26))) {
 				if 4*j < dt.Size {
 					binary.LittleEndian.PutUint32(b[4*j:], uint32(r))
 				}
 			}
-		case dt.Kind == KindDatetime || dt.Kind == KindTimedelta:
+		case dt.Kind == zarr.KindDatetime || dt.Kind == zarr.KindTimedelta:
 			binary.LittleEndian.PutUint64(b, uint64(1585699200000000000+i*300_000_000_000))
-		case dt.Kind == KindBool:
+		case dt.Kind == zarr.KindBool:
 			b[0] = byte(i % 3 % 2)
 		default:
 			for j := range dt.Size {
@@ -185,7 +187,7 @@ for m in json.loads(sys.argv[2]):
 				t.Fatalf("python checked %d arrays, want %d: %s", len(got), len(cases), out)
 			}
 			// And our own reader, through the consolidated metadata.
-			g, err := OpenGroup(context.Background(), NewDirStore(filepath.Join(dir, "g.zarr")), "")
+			g, err := zarr.OpenGroup(context.Background(), dirstore.New(filepath.Join(dir, "g.zarr")), "")
 			if err != nil {
 				t.Fatal(err)
 			}
