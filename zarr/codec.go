@@ -1,10 +1,8 @@
 package zarr
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"strings"
 	"unsafe"
@@ -12,48 +10,50 @@ import (
 	"github.com/lsio-loader/lsio-loader/internal/bufpool"
 )
 
-// bytesDecoder is what a bytes→bytes codec from package codecs offers:
-// size >= 0 is the exact decoded size, size < 0 bounds it by -size.
-type bytesDecoder interface {
-	Decode(dst, src []byte, size int) ([]byte, error)
+// arrayToBytesCodec is the one array→bytes step of a chain: bytes (the
+// element byte order) or sharding_indexed.
+type arrayToBytesCodec interface {
+	describe() string
 }
 
-// rangeDecoder decodes only the blocks of src that overlap the decoded
-// byte runs [lo, hi) (sorted, disjoint), into dst at their natural offsets
-// (blosc), and returns how many bytes it decoded.
-type rangeDecoder interface {
-	DecodeRuns(dst, src []byte, runs [][2]int64) (int, error)
+// endianCodec is the v3 bytes codec (formerly endian).
+type endianCodec struct{ big bool }
+
+func newEndianCodec(_ json.RawMessage, conf map[string]any, _ DType, _ []int64) (arrayToBytesCodec, error) {
+	switch e, _ := conf["endian"].(string); e {
+	case "big":
+		return endianCodec{big: true}, nil
+	case "little", "":
+		return endianCodec{}, nil
+	default:
+		return nil, fmt.Errorf("unknown endian %q", e)
+	}
 }
 
-// b2bCodec is one bytes→bytes step of a chain.
-type b2bCodec struct {
-	desc string
-	dec  bytesDecoder // nil for crc32c
-	rng  rangeDecoder // non-nil when partial decode is possible
-	crc  bool
+func (e endianCodec) describe() string {
+	if e.big {
+		return "bytes(big)"
+	}
+	return "bytes(little)"
 }
 
-// a2aCodec is one array→array step: a transpose (v3 transpose, v2 order
-// "F") or a numcodecs filter (v2 filters).
-type a2aCodec struct {
-	desc   string
-	perm   []int    // transpose: encoded axis i is decoded axis perm[i]
-	filter v2Filter // otherwise
-}
-
-// v2Filter decodes n elements of its encoded type into the array's type.
-type v2Filter interface {
-	encodedSize() int
-	decode(dst, src []byte, n int) error
+func newShardingCodec(raw json.RawMessage, _ map[string]any, dtype DType, shape []int64) (arrayToBytesCodec, error) {
+	return newShardCodec(raw, dtype, shape)
 }
 
 // codecChain decodes the chunks of one chunk shape: outer chunks of an
 // array, or the inner chunks of a shard.
 type codecChain struct {
-	a2a       []a2aCodec // in encode order
+	a2a []arrayToArrayCodec // in encode order
+	// a2aTypes[i] is the element type a2a[i] decodes to.
+	a2aTypes  []DType
 	bigEndian bool
-	shard     *shardCodec // array→bytes is sharding_indexed
-	b2b       []b2bCodec  // in encode order
+	// swapEncoded is the big-endian type of the elements the array→array
+	// codecs read, when the bytes codec stored them big-endian (v3): they
+	// are swapped before those codecs run.
+	swapEncoded *DType
+	shard       *shardCodec         // array→bytes is sharding_indexed
+	b2b         []bytesToBytesCodec // in encode order
 
 	dtype  DType
 	shape  []int64 // the chunk shape this chain encodes
@@ -80,13 +80,14 @@ func (c *codecChain) rangeCodec() rangeDecoder {
 	if len(c.a2a) != 0 || len(c.b2b) != 1 || c.shard != nil {
 		return nil
 	}
-	return c.b2b[0].rng
+	r, _ := c.b2b[0].(rangeDecoder)
+	return r
 }
 
 func (c *codecChain) describe() []string {
 	var d []string
 	for _, a := range c.a2a {
-		d = append(d, a.desc)
+		d = append(d, a.describe())
 	}
 	if c.shard != nil {
 		d = append(d, c.shard.describe())
@@ -98,7 +99,7 @@ func (c *codecChain) describe() []string {
 		}
 	}
 	for _, b := range c.b2b {
-		d = append(d, b.desc)
+		d = append(d, b.describe())
 	}
 	return d
 }
@@ -114,8 +115,8 @@ func (c *codecChain) decode(raw []byte, pool *bufpool.Sized) (out, held []byte, 
 	b := raw
 	for i := len(c.b2b) - 1; i >= 0; i-- {
 		cd := c.b2b[i]
-		if cd.crc {
-			if b, err = checkCRC32C(b); err != nil {
+		if ip, ok := cd.(inPlaceDecoder); ok {
+			if b, err = ip.decodeInPlace(b); err != nil {
 				pool.Put(held)
 				return nil, nil, decoded, err
 			}
@@ -126,11 +127,11 @@ func (c *codecChain) decode(raw []byte, pool *bufpool.Sized) (out, held []byte, 
 			size = int(c.encodedBytes)
 		}
 		dst := pool.Get(absInt(size))
-		nb, derr := cd.dec.Decode(dst[:0], b, size)
+		nb, derr := cd.Decode(dst[:0], b, size)
 		if derr != nil {
 			pool.Put(dst)
 			pool.Put(held)
-			return nil, nil, decoded, fmt.Errorf("%s: %w", cd.desc, derr)
+			return nil, nil, decoded, fmt.Errorf("%s: %w", cd.describe(), derr)
 		}
 		pool.Put(held)
 		held = dst
@@ -147,29 +148,19 @@ func (c *codecChain) decode(raw []byte, pool *bufpool.Sized) (out, held []byte, 
 		pool.Put(held)
 		return nil, nil, decoded, fmt.Errorf("decoded %d bytes, want %d", len(b), c.encodedBytes)
 	}
+	if c.swapEncoded != nil {
+		c.swapEncoded.ToLittleEndian(b)
+	}
+	n := int(c.nbytes) / c.dtype.Size
 	for i := len(c.a2a) - 1; i >= 0; i-- {
-		a := c.a2a[i]
-		var dst []byte
-		if a.perm != nil {
-			dst = pool.Get(int(c.nbytes))
-			transposeDecode(dst[:c.nbytes], b, c.shape, a.perm, c.dtype.Size)
-			b = dst[:c.nbytes]
-		} else {
-			// Filters sit between the compressor and the array type; the
-			// last one decoded yields the array's elements.
-			n := int(c.nbytes) / c.dtype.Size
-			outSize := c.dtype.Size
-			if i > 0 && c.a2a[i-1].filter != nil {
-				outSize = c.a2a[i-1].filter.encodedSize()
-			}
-			dst = pool.Get(n * outSize)
-			if err := a.filter.decode(dst[:n*outSize], b, n); err != nil {
-				pool.Put(dst)
-				pool.Put(held)
-				return nil, nil, decoded, fmt.Errorf("%s: %w", a.desc, err)
-			}
-			b = dst[:n*outSize]
+		size := c.a2aTypes[i].Size
+		dst := pool.Get(n * size)
+		if err := c.a2a[i].decode(dst[:n*size], b, c.shape, size); err != nil {
+			pool.Put(dst)
+			pool.Put(held)
+			return nil, nil, decoded, fmt.Errorf("%s: %w", c.a2a[i].describe(), err)
 		}
+		b = dst[:n*size]
 		pool.Put(held)
 		held = dst
 	}
@@ -193,21 +184,6 @@ func absInt(n int) int {
 		return -n
 	}
 	return n
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// checkCRC32C verifies and strips the little-endian CRC-32C trailer.
-func checkCRC32C(b []byte) ([]byte, error) {
-	if len(b) < 4 {
-		return nil, fmt.Errorf("crc32c: %d bytes, too short for a checksum", len(b))
-	}
-	n := len(b) - 4
-	want := binary.LittleEndian.Uint32(b[n:])
-	if got := crc32.Checksum(b[:n], castagnoli); got != want {
-		return nil, fmt.Errorf("crc32c: checksum mismatch: stored %08x, computed %08x", want, got)
-	}
-	return b[:n], nil
 }
 
 // transposeDecode writes into dst (C order, shape) the elements of src,
@@ -296,94 +272,112 @@ func checkedProduct(dims []int64) (int64, error) {
 	return n, nil
 }
 
+// addArrayToArray appends an array→array codec (nil: identity on read).
+func (c *codecChain) addArrayToArray(a arrayToArrayCodec) {
+	if a == nil {
+		return
+	}
+	decoded := c.encodedType()
+	c.a2a = append(c.a2a, a)
+	c.a2aTypes = append(c.a2aTypes, decoded)
+	c.encodedBytes = c.nbytes / int64(c.dtype.Size) * int64(a.encodedType(decoded).Size)
+}
+
 // buildV3Chain builds the chain of v3 codecs for chunks of shape.
-func buildV3Chain(codecs []namedConfig, dtype DType, shape []int64) (*codecChain, error) {
+func buildV3Chain(codecList []namedConfig, dtype DType, shape []int64) (*codecChain, error) {
 	c, err := newChain(dtype, shape)
 	if err != nil {
 		return nil, err
 	}
-	stage := 0 // 0: array→array, 1: after array→bytes
-	for _, cd := range codecs {
+	var a2b arrayToBytesCodec
+	for _, cd := range codecList {
 		var conf map[string]any
 		if len(cd.Configuration) > 0 {
 			if err := unmarshalJSON(cd.Configuration, &conf); err != nil {
 				return nil, fmt.Errorf("codec %q: configuration: %w", cd.Name, err)
 			}
 		}
-		switch cd.Name {
-		case "transpose":
-			if stage != 0 {
-				return nil, fmt.Errorf("codec transpose after the array→bytes codec")
-			}
-			if len(c.a2a) > 0 && c.a2a[len(c.a2a)-1].filter != nil {
+		e, found := codecRegistry[cd.Name]
+		switch {
+		case !found:
+			return nil, fmt.Errorf("unsupported codec %q", cd.Name)
+		case a2b == nil && e.arrayToArray != nil:
+			if _, afterFilter := c.lastArrayToArray().(filterCodec); afterFilter && cd.Name == "transpose" {
 				return nil, fmt.Errorf("codec transpose after a numcodecs filter: unsupported")
 			}
-			perm, err := parsePerm(conf["order"], len(shape))
+			a, err := e.arrayToArray(conf, dtype, shape)
 			if err != nil {
-				return nil, fmt.Errorf("codec transpose: %w", err)
+				return nil, fmt.Errorf("codec %q before the array→bytes codec: %w", cd.Name, err)
 			}
-			c.a2a = append(c.a2a, a2aCodec{desc: fmt.Sprintf("transpose%v", perm), perm: perm})
-		case "bytes", "endian":
-			if stage != 0 {
+			c.addArrayToArray(a)
+		case e.arrayToBytes != nil:
+			if a2b != nil {
 				return nil, fmt.Errorf("codec %q: a second array→bytes codec", cd.Name)
 			}
-			stage = 1
-			switch e, _ := conf["endian"].(string); e {
-			case "big":
-				c.bigEndian = true
-			case "little", "":
-			default:
-				return nil, fmt.Errorf("codec bytes: unknown endian %q", e)
-			}
-		case "sharding_indexed":
-			if stage != 0 {
-				return nil, fmt.Errorf("codec sharding_indexed: a second array→bytes codec")
-			}
-			if len(c.a2a) != 0 {
-				return nil, fmt.Errorf("codec sharding_indexed after array→array codecs: unsupported")
-			}
-			stage = 1
-			sc, err := newShardCodec(cd.Configuration, dtype, shape)
+			a, err := e.arrayToBytes(cd.Configuration, conf, dtype, shape)
 			if err != nil {
-				return nil, fmt.Errorf("codec sharding_indexed: %w", err)
+				return nil, fmt.Errorf("codec %s: %w", cd.Name, err)
 			}
-			c.shard = sc
-		default:
-			if stage == 0 {
-				// numcodecs filters as zarr-python 3 writes them for v3.
-				flt, desc, err := newV2Filter(strings.TrimPrefix(cd.Name, "numcodecs."), conf, dtype)
-				if err != nil {
-					return nil, fmt.Errorf("codec %q before the array→bytes codec: %w", cd.Name, err)
-				}
-				if flt == nil {
-					continue // lossy on write, identity on read
-				}
-				c.a2a = append(c.a2a, a2aCodec{desc: desc, filter: flt})
-				c.encodedBytes = c.nbytes / int64(dtype.Size) * int64(flt.encodedSize())
-				continue
-			}
-			b, err := newBytesCodec(cd.Name, conf, dtype.Size)
+			a2b = a
+		case a2b != nil && e.bytesToBytes != nil:
+			b, err := e.bytesToBytes(conf, dtype.Size)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("codec %q: %w", cd.Name, err)
 			}
 			c.b2b = append(c.b2b, b)
+		case a2b == nil:
+			return nil, fmt.Errorf("codec %q before the array→bytes codec: it is a bytes→bytes codec", cd.Name)
+		default:
+			return nil, fmt.Errorf("codec %q after the array→bytes codec: it is an array→array codec", cd.Name)
 		}
 	}
-	if stage == 0 {
+	switch a := a2b.(type) {
+	case nil:
 		if dtype.Size > 1 {
 			return nil, fmt.Errorf("codecs: no array→bytes codec (bytes or sharding_indexed)")
 		}
+	case endianCodec:
+		c.bigEndian = a.big
+	case *shardCodec:
+		if len(c.a2a) != 0 {
+			return nil, fmt.Errorf("codec sharding_indexed after array→array codecs: unsupported")
+		}
+		c.shard = a
 	}
 	if c.shard != nil && len(c.b2b) > 0 {
 		// The index would address bytes of the decoded shard, which would
 		// then have to be fetched whole.
 		return nil, fmt.Errorf("codecs after sharding_indexed: unsupported")
 	}
-	c.dtype.BigEndian = c.bigEndian && dtype.Size > 1
-	if c.bigEndian && c.encodedBytes != c.nbytes {
-		return nil, fmt.Errorf("codec bytes(big) after a numcodecs filter that changes the type: unsupported")
+	if c.bigEndian && len(c.a2a) > 0 {
+		// The bytes codec serialises what the array→array codecs encoded:
+		// its byte order is undone first, and they then decode to little
+		// endian elements.
+		enc := c.encodedType()
+		enc.BigEndian = enc.Size > 1
+		c.swapEncoded = &enc
+		return c, nil
 	}
+	c.dtype.BigEndian = c.bigEndian && dtype.Size > 1
 	return c, nil
+}
+
+// encodedType is the type of the elements the array→array codecs added so
+// far encode to.
+func (c *codecChain) encodedType() DType {
+	d := c.dtype
+	for _, a := range c.a2a {
+		d = a.encodedType(d)
+	}
+	return d
+}
+
+// lastArrayToArray is the array→array codec applied last on encode, or nil.
+func (c *codecChain) lastArrayToArray() arrayToArrayCodec {
+	if len(c.a2a) == 0 {
+		return nil
+	}
+	return c.a2a[len(c.a2a)-1]
 }
 
 func parsePerm(v any, nd int) ([]int, error) {
@@ -432,34 +426,32 @@ func buildV2Chain(order string, filters []map[string]any, compressor map[string]
 			for i := range perm {
 				perm[i] = len(shape) - 1 - i
 			}
-			c.a2a = append(c.a2a, a2aCodec{desc: "order(F)", perm: perm})
+			c.addArrayToArray(transposeCodec{perm: perm, desc: "order(F)"})
 		}
 	default:
 		return nil, fmt.Errorf("order %q: want C or F", order)
 	}
-	elemSize := dtype.Size
 	for i, f := range filters {
 		id, _ := f["id"].(string)
-		flt, desc, err := newV2Filter(id, f, dtype)
+		e, found := codecRegistry[id]
+		if !found || e.arrayToArray == nil {
+			return nil, fmt.Errorf("filters[%d]: unsupported filter %q", i, id)
+		}
+		a, err := e.arrayToArray(f, dtype, shape)
 		if err != nil {
 			return nil, fmt.Errorf("filters[%d]: %w", i, err)
 		}
-		if flt == nil {
-			continue // identity on read
-		}
-		if dtype.BigEndian {
-			return nil, fmt.Errorf("filters[%d] %q on big-endian dtype %s: unsupported", i, id, dtype)
-		}
-		c.a2a = append(c.a2a, a2aCodec{desc: desc, filter: flt})
-		elemSize = flt.encodedSize()
+		c.addArrayToArray(a)
 	}
-	n := c.nbytes / int64(dtype.Size)
-	c.encodedBytes = n * int64(elemSize)
 	if compressor != nil {
 		id, _ := compressor["id"].(string)
-		b, err := newBytesCodec(id, compressor, dtype.Size)
+		e, found := codecRegistry[id]
+		if !found || e.bytesToBytes == nil {
+			return nil, fmt.Errorf("compressor: unsupported codec %q", id)
+		}
+		b, err := e.bytesToBytes(compressor, dtype.Size)
 		if err != nil {
-			return nil, fmt.Errorf("compressor: %w", err)
+			return nil, fmt.Errorf("compressor %q: %w", id, err)
 		}
 		c.b2b = append(c.b2b, b)
 	}

@@ -568,7 +568,7 @@ func (op *readOp) finish(c completion, reqJobs []request) error {
 		defer a.pool.Put(buf)
 		n, err := chain.rangeCodec().DecodeRuns(buf, c.data, op.spans[job.spanLo:job.spanHi])
 		if err != nil {
-			return a.errorf("chunk %q: %s: %w", job.key, chain.b2b[0].desc, err)
+			return a.errorf("chunk %q: %s: %w", job.key, chain.b2b[0].describe(), err)
 		}
 		op.decoded.Add(int64(n))
 		chain.dtype.ToLittleEndian(buf[job.lo:job.hi])
