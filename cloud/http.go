@@ -48,6 +48,12 @@ func (s *HTTPStore) ReadBatch(ctx context.Context, reqs []zarr.ByteRange, done f
 // Release gives back a buffer handed to a ReadBatch callback.
 func (s *HTTPStore) Release(data []byte) { s.pool.Release(data) }
 
+// Close drops the idle connections; in-flight reads finish first.
+func (s *HTTPStore) Close() error {
+	s.client.CloseIdleConnections()
+	return nil
+}
+
 // List is not possible over plain HTTP, which has no listing.
 func (s *HTTPStore) List(ctx context.Context, prefix string) ([]string, error) {
 	return nil, fmt.Errorf("cloud: list %q in %s: HTTP stores cannot be listed; the hierarchy needs consolidated metadata (.zmetadata or zarr.json with consolidated_metadata)", prefix, s.base)

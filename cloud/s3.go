@@ -69,6 +69,14 @@ func OpenS3(ctx context.Context, bucket, prefix string, opts Options) (*S3Store,
 	return s, nil
 }
 
+// Close drops the idle connections; in-flight reads finish first.
+func (s *S3Store) Close() error {
+	if c, ok := s.client.Options().HTTPClient.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+	return nil
+}
+
 // String names the store as an s3:// URL.
 func (s *S3Store) String() string {
 	return "s3://" + s.bucket + "/" + strings.TrimSuffix(s.prefix, "/")
