@@ -45,6 +45,17 @@ func (s Stats) ReadAmplification() float64 {
 	return float64(s.BytesDecoded) / float64(s.BytesDelivered)
 }
 
+// Add sums o into s, every count, so that a stream's totals are its
+// batches' summed here rather than field by field.
+func (s *Stats) Add(o Stats) {
+	s.Chunks += o.Chunks
+	s.Missing += o.Missing
+	s.BytesRead += o.BytesRead
+	s.BytesDecoded += o.BytesDecoded
+	s.BytesDelivered += o.BytesDelivered
+	s.CacheHits += o.CacheHits
+}
+
 func (s *Stats) add(o zarr.ReadStats) {
 	s.Chunks += o.Chunks
 	s.Missing += o.Missing

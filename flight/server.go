@@ -436,10 +436,7 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 		}
 		batches++
 		samples += int64(len(sl.batch.Samples))
-		stats.Chunks += sl.batch.Stats.Chunks
-		stats.BytesRead += sl.batch.Stats.BytesRead
-		stats.BytesDecoded += sl.batch.Stats.BytesDecoded
-		stats.BytesDelivered += sl.batch.Stats.BytesDelivered
+		stats.Add(sl.batch.Stats)
 		for _, d := range sl.batch.Data {
 			delivered += int64(len(d))
 		}
@@ -451,6 +448,7 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	elapsed := time.Since(start)
 	log.Info("stream done", "batches", batches, "samples", samples, "bytes", delivered,
 		"seconds", elapsed.Seconds(), "MB/s", float64(delivered)/1e6/elapsed.Seconds(),
-		"chunks", stats.Chunks, "bytes_read", stats.BytesRead, "read_amplification", stats.ReadAmplification())
+		"chunks", stats.Chunks, "missing", stats.Missing, "cache_hits", stats.CacheHits,
+		"bytes_read", stats.BytesRead, "read_amplification", stats.ReadAmplification())
 	return nil
 }

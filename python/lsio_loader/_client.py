@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from . import _schema
 from ._server import Server, connect
 
 __all__ = [
@@ -26,8 +27,7 @@ __all__ = [
 
 SpecLike = Union[str, os.PathLike, Mapping[str, Any]]
 
-# Provenance columns every record batch has; see flight/schema.go.
-PROVENANCE = ("epoch_index", "t0", "x", "y", "lat", "lon")
+PROVENANCE = _schema.PROVENANCE
 NAT = np.iinfo(np.int64).min
 
 
@@ -78,7 +78,7 @@ def _column_dtype(field: pa.Field) -> np.dtype | None:
     """The numpy dtype a column's bits stand for, where Arrow's type is only
     their carrier (bfloat16 is left to the caller: numpy has none)."""
     md = field.metadata or {}
-    true = md.get(b"lsio.dtype")
+    true = md.get(_schema.META_DTYPE)
     if true is None or true == b"bfloat16":
         return None
     if true == b"bool":
@@ -87,7 +87,7 @@ def _column_dtype(field: pa.Field) -> np.dtype | None:
 
 
 def is_bfloat16(field: pa.Field) -> bool:
-    return (field.metadata or {}).get(b"lsio.dtype") == b"bfloat16"
+    return (field.metadata or {}).get(_schema.META_DTYPE) == b"bfloat16"
 
 
 # Arrow value types of our columns, by their id, as numpy dtypes.
@@ -143,11 +143,11 @@ def batch_to_numpy(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
             if dtype is not None:
                 values = values.view(dtype)
             out[name] = values.reshape((n, *field.type.shape))
-        elif name.endswith(".isel"):
+        elif name.endswith(_schema.SUFFIX_ISEL):
             out[name] = _flat_values(col).reshape(n, -1, 2)
-        elif name.endswith(".time"):
+        elif name.endswith(_schema.SUFFIX_TIME):
             out[name] = _int64s(col.flatten()).reshape(n, -1)
-        elif name == "t0":
+        elif name == _schema.T0:
             out[name] = _int64s(col)
         else:
             out[name] = _values(col)
