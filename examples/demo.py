@@ -78,7 +78,7 @@ def main() -> int:
     spec = load_spec(args.spec, args.data)
     with lsio_loader.Server() as server:
         print(f"server {server.address} (pid {server.pid})", flush=True)
-        dataset = lsio_loader.LoaderDataset(spec, location=server.address)
+        dataset = lsio_loader.LoaderDataset(spec, address=server.address)
         loader = DataLoader(dataset, batch_size=None, num_workers=args.workers, persistent_workers=False)
         model: MeanPredictor | None = None
         opt = None

@@ -8,6 +8,7 @@ import os
 import platform
 import queue
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -338,14 +339,26 @@ def iter_record_batches(
     streams: int | None = None,
     raw: bool = False,
     endpoints: Sequence[int] | None = None,
+    location: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of one rank's share of an epoch, endpoint after
-    endpoint (only those listed in endpoints, if given). Launches a server
-    for the duration when address is None."""
+    endpoint (only those listed in endpoints, if given), from the server at
+    address (unix:///path.sock or grpc://host:port). Launches a server for
+    the duration when address is None. location is address's deprecated
+    name."""
+    address = _server_address(address, location)
+    return _iter_record_batches(spec, address, split=split, epoch=epoch, rank=rank, world_size=world_size,
+                                streams=streams, raw=raw, endpoints=endpoints)
+
+
+def _iter_record_batches(
+    spec: SpecLike, address: str | None, *, split: str, epoch: int, rank: int, world_size: int,
+    streams: int | None, raw: bool, endpoints: Sequence[int] | None,
+) -> Iterator[pa.RecordBatch]:
     if address is None:
         with Server() as server:
-            yield from iter_record_batches(
-                spec, address=server.address, split=split, epoch=epoch, rank=rank,
+            yield from _iter_record_batches(
+                spec, server.address, split=split, epoch=epoch, rank=rank,
                 world_size=world_size, streams=streams, raw=raw, endpoints=endpoints,
             )
         return
@@ -359,7 +372,17 @@ def iter_record_batches(
         client.close()
 
 
+def _server_address(address: str | None, location: str | None) -> str | None:
+    """address, or location, its deprecated name, with a DeprecationWarning."""
+    if location is None:
+        return address
+    warnings.warn("location= is deprecated; pass the server address as address=", DeprecationWarning, stacklevel=3)
+    if address is not None and address != location:
+        raise TypeError(f"address={address!r} and location={location!r} disagree; pass address= only")
+    return location
+
+
 def iter_batches(spec: SpecLike, **kwargs: Any) -> Iterator[dict[str, np.ndarray]]:
     """Like iter_record_batches, each batch as batch_to_numpy's dict."""
-    for batch in iter_record_batches(spec, **kwargs):
-        yield batch_to_numpy(batch)
+    batches = iter_record_batches(spec, **kwargs)  # checks the arguments now, not at the first batch
+    return (batch_to_numpy(batch) for batch in batches)

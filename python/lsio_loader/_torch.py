@@ -13,7 +13,8 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ._client import (
-    SpecLike, batch_to_numpy, get_flight_info, is_bfloat16, iter_endpoints, iter_endpoints_concurrently, make_command,
+    SpecLike, _server_address, batch_to_numpy, get_flight_info, is_bfloat16, iter_endpoints, iter_endpoints_concurrently,
+    make_command,
 )
 from ._server import Server, connect
 
@@ -50,9 +51,10 @@ class LoaderDataset(IterableDataset):
     Each rank (torch.distributed, or rank/world_size) reads a disjoint share
     of the epoch; within a rank the Flight endpoints are dealt to the
     DataLoader workers (worker w takes endpoints w, w+k, ...), so every
-    sample arrives once. location None launches a server, owned by this
+    sample arrives once. address None launches a server, owned by this
     dataset and stopped by close() or at exit; else it is the address of a
-    running one (unix:///path.sock or grpc://host:port).
+    running one (unix:///path.sock or grpc://host:port). location is
+    address's deprecated name.
 
     With num_workers=0 the main process reads all its endpoints at once,
     each in a thread, zero-copy: the crops are cut in the server, so this
@@ -66,15 +68,17 @@ class LoaderDataset(IterableDataset):
         self,
         spec: SpecLike,
         *,
-        location: str | None = None,
+        address: str | None = None,
         split: str = "train",
         epoch: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
         streams: int | None = None,
         raw: bool = False,
+        location: str | None = None,
     ) -> None:
         super().__init__()
+        address = _server_address(address, location)
         if rank is None or world_size is None:
             distributed = dist.is_available() and dist.is_initialized()
             rank = (dist.get_rank() if distributed else 0) if rank is None else rank
@@ -89,10 +93,10 @@ class LoaderDataset(IterableDataset):
         self.streams = streams
         self.raw = raw
         self._server: Server | None = None
-        if location is None:
+        if address is None:
             self._server = Server()
-            location = self._server.address
-        self.location = location
+            address = self._server.address
+        self.address = address
 
     def set_epoch(self, epoch: int) -> None:
         """Reads epoch next time, like DistributedSampler.set_epoch."""
@@ -117,7 +121,7 @@ class LoaderDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker = get_worker_info()
         worker_id, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-        client = connect(self.location)
+        client = connect(self.address)
         try:
             info = get_flight_info(client, self._command(self.streams))
             if self.streams is None and len(info.endpoints) < workers:

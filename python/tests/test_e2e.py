@@ -54,7 +54,7 @@ def test_dataloader_crops_equal_zarr_python(tmp_path: Path, server: lsio_loader.
     values = field_values(SHAPE)
     ref = WRITERS[fmt](tmp_path / "field.zarr", values, CHUNKS, DIMS)
     spec = write_spec(tmp_path, generic_spec("field.zarr", CROP, samples=30, batch_size=4, streams=4))
-    dataset = lsio_loader.LoaderDataset(spec, location=server.address)
+    dataset = lsio_loader.LoaderDataset(spec, address=server.address)
     loader = DataLoader(dataset, batch_size=None, num_workers=2, timeout=60, multiprocessing_context=FORK_SAFE)
     batches = list(loader)
     assert all(b["field"].dtype == torch.float32 and b["field"].shape[1:] == (3, 8, 10) for b in batches)
@@ -84,6 +84,26 @@ def test_seeds(tmp_path: Path, server: lsio_loader.Server) -> None:
     assert not np.array_equal(starts(first), starts(epoch(1, epoch=1))), "another epoch draws other crops"
 
 
+def test_location_is_a_deprecated_name_for_address(tmp_path: Path, server: lsio_loader.Server) -> None:
+    write_v3_zstd(tmp_path / "field.zarr", field_values(SHAPE), CHUNKS, DIMS)
+    spec = write_spec(tmp_path, generic_spec("field.zarr", CROP, samples=8, batch_size=4))
+    want = collect(lsio_loader.iter_batches(spec, address=server.address))
+    with pytest.warns(DeprecationWarning, match="address="):
+        batches = lsio_loader.iter_batches(spec, location=server.address)
+    got = collect(batches)
+    assert sorted(got) == sorted(want) == list(range(8))
+    for idx in want:
+        np.testing.assert_array_equal(got[idx]["field"], want[idx]["field"])
+    with pytest.warns(DeprecationWarning, match="address="):
+        dataset = lsio_loader.LoaderDataset(spec, location=server.address)
+    assert dataset.address == server.address
+    assert sorted(collect(dataset)) == list(range(8))
+    with pytest.raises(TypeError, match="disagree"), pytest.warns(DeprecationWarning):
+        lsio_loader.LoaderDataset(spec, address=server.address, location="unix:///elsewhere.sock")
+    with pytest.raises(TypeError, match="disagree"), pytest.warns(DeprecationWarning):
+        lsio_loader.iter_record_batches(spec, address=server.address, location="unix:///elsewhere.sock")
+
+
 def test_shards_across_ranks_and_streams(tmp_path: Path, server: lsio_loader.Server) -> None:
     write_v3_zstd(tmp_path / "field.zarr", field_values(SHAPE), CHUNKS, DIMS)
     spec = write_spec(tmp_path, generic_spec("field.zarr", CROP, samples=25, batch_size=3))
@@ -102,7 +122,7 @@ def test_shards_across_ranks_and_streams(tmp_path: Path, server: lsio_loader.Ser
 def test_output_dtypes(tmp_path: Path, server: lsio_loader.Server, dtype: str) -> None:
     ref = write_v3_zstd(tmp_path / "field.zarr", field_values(SHAPE), CHUNKS, DIMS)
     spec = write_spec(tmp_path, generic_spec("field.zarr", CROP, samples=8, output_dtype=dtype))
-    dataset = lsio_loader.LoaderDataset(spec, location=server.address)
+    dataset = lsio_loader.LoaderDataset(spec, address=server.address)
     batches = list(dataset)
     want = {"float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
     assert all(b["field"].dtype == want for b in batches)
@@ -187,7 +207,7 @@ def test_main_process_dataset_crops_equal_zarr_python(tmp_path: Path, server: ls
     """LoaderDataset with num_workers=0 reads its streams concurrently."""
     ref = write_v2_blosc(tmp_path / "field.zarr", field_values(SHAPE), CHUNKS, DIMS)
     spec = write_spec(tmp_path, generic_spec("field.zarr", CROP, samples=24, batch_size=4, streams=3))
-    dataset = lsio_loader.LoaderDataset(spec, location=server.address)
+    dataset = lsio_loader.LoaderDataset(spec, address=server.address)
     samples = collect(DataLoader(dataset, batch_size=None, num_workers=0))
     assert sorted(samples) == list(range(24))
     for idx, s in samples.items():
@@ -287,7 +307,7 @@ def test_close_stops_server_mid_stream(loader_bin: str, tmp_path: Path) -> None:
 def test_set_epoch(tmp_path: Path, server: lsio_loader.Server) -> None:
     write_v3_zstd(tmp_path / "field.zarr", field_values(SHAPE), CHUNKS, DIMS)
     spec = write_spec(tmp_path, generic_spec("field.zarr", CROP, samples=12))
-    dataset = lsio_loader.LoaderDataset(spec, location=server.address)
+    dataset = lsio_loader.LoaderDataset(spec, address=server.address)
     assert (dataset.rank, dataset.world_size) == (0, 1), "defaults without torch.distributed"
     dataset.set_epoch(3)
     got = collect(dataset)
@@ -303,7 +323,7 @@ def test_dataloader_workers_and_ranks_partition_the_epoch(server: lsio_loader.Se
     whole = collect(lsio_loader.iter_batches(REAL_SPEC, address=server.address, streams=1))
     seen: dict[int, dict[str, np.ndarray]] = {}
     for rank in range(2):
-        dataset = lsio_loader.LoaderDataset(REAL_SPEC, location=server.address, rank=rank, world_size=2, streams=2)
+        dataset = lsio_loader.LoaderDataset(REAL_SPEC, address=server.address, rank=rank, world_size=2, streams=2)
         loader = DataLoader(dataset, batch_size=None, num_workers=2, timeout=120, multiprocessing_context=FORK_SAFE)
         part = collect(loader)
         assert part, f"rank {rank} got no samples"
