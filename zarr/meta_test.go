@@ -107,7 +107,7 @@ func TestHostileMetadata(t *testing.T) {
 		{"fill out of range", `{"zarr_format":2,"order":"C","filters":null,"fill_value":300,"shape":[10],"chunks":[2],"dtype":"|u1","compressor":null}`, "range"},
 		{"not json", `{"zarr_format":2,`, ".zarray"},
 	} {
-		_, err := OpenArray(context.Background(), memStore{"grp/arr/.zarray": []byte(tc.zarray)}, "grp/arr")
+		_, err := OpenArray(context.Background(), memStore(map[string][]byte{"grp/arr/.zarray": []byte(tc.zarray)}), "grp/arr")
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "mem://") || !strings.Contains(err.Error(), "/grp/arr") {
 			t.Errorf("%s: error %v, want one naming the store, the array and %q", tc.name, err, tc.want)
 		}
@@ -122,14 +122,14 @@ func TestChunkErrorsNameTheChunk(t *testing.T) {
 	v3 := v3Seeds[3]
 	for _, tc := range []struct {
 		name  string
-		store memStore
+		store Store
 		want  string
 	}{
-		{"corrupt zstd", memStore{"a/.zarray": []byte(v2), "a/0": []byte("not zstd at all")}, `chunk "a/0"`},
-		{"short raw chunk", memStore{"a/.zarray": []byte(strings.Replace(v2, `{"id":"zstd","level":1}`, "null", 1)), "a/0": []byte{1, 2, 3}}, `chunk "a/0"`},
-		{"bad crc", memStore{"a/zarr.json": []byte(strings.Replace(v3Seeds[4], `{"name":"blosc","configuration":{"cname":"lz4","clevel":5,"shuffle":"shuffle","typesize":4,"blocksize":0}}`, `{"name":"crc32c"}`, 1)),
-			"a/c/0": make([]byte, 28)}, "checksum mismatch"},
-		{"short shard index", memStore{"a/zarr.json": []byte(v3), "a/c/0": []byte{1, 2}}, `shard "a/c/0"`},
+		{"corrupt zstd", memStore(map[string][]byte{"a/.zarray": []byte(v2), "a/0": []byte("not zstd at all")}), `chunk "a/0"`},
+		{"short raw chunk", memStore(map[string][]byte{"a/.zarray": []byte(strings.Replace(v2, `{"id":"zstd","level":1}`, "null", 1)), "a/0": []byte{1, 2, 3}}), `chunk "a/0"`},
+		{"bad crc", memStore(map[string][]byte{"a/zarr.json": []byte(strings.Replace(v3Seeds[4], `{"name":"blosc","configuration":{"cname":"lz4","clevel":5,"shuffle":"shuffle","typesize":4,"blocksize":0}}`, `{"name":"crc32c"}`, 1)),
+			"a/c/0": make([]byte, 28)}), "checksum mismatch"},
+		{"short shard index", memStore(map[string][]byte{"a/zarr.json": []byte(v3), "a/c/0": []byte{1, 2}}), `shard "a/c/0"`},
 	} {
 		a, err := OpenArray(ctx, tc.store, "a")
 		if err != nil {
@@ -216,13 +216,12 @@ func TestReadCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	v2 := `{"zarr_format":2,"order":"C","filters":null,"fill_value":0,"shape":[4],"chunks":[2],"dtype":"<i4","compressor":null}`
-	a, err := OpenArray(context.Background(), memStore{"a/.zarray": []byte(v2), "a/0": make([]byte, 8), "a/1": make([]byte, 8)}, "a")
+	a, err := OpenArray(context.Background(), memStore(map[string][]byte{"a/.zarray": []byte(v2), "a/0": make([]byte, 8), "a/1": make([]byte, 8)}), "a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// memStore ignores ctx, DirStore honours it: the read fails either way.
 	if err := a.Read(ctx, []int64{0}, []int64{4}, make([]byte, 16)); !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled memStore read: %v, want context.Canceled", err)
+		t.Errorf("cancelled in-memory read: %v, want context.Canceled", err)
 	}
 	dir := t.TempDir()
 	a.Store = dirstore.New(dir)
