@@ -71,18 +71,33 @@ func newShardCodec(raw json.RawMessage, dtype DType, shardShape []int64) (*shard
 	s.inner = inner
 	s.indexBytes = 16 * s.n
 	for i, ic := range conf.IndexCodecs {
+		// The index is bytes, then optionally crc32c: found through the
+		// registry like every codec, then checked by kind.
+		var icConf map[string]any
+		if len(ic.Configuration) > 0 {
+			if err := unmarshalJSON(ic.Configuration, &icConf); err != nil {
+				return nil, fmt.Errorf("index_codecs: %s: %w", ic.Name, err)
+			}
+		}
+		e := codecRegistry[ic.Name]
+		var codec any
+		var err error
 		switch {
-		case ic.Name == "bytes" && i == 0:
-			var bc struct {
-				Endian string `json:"endian"`
+		case i == 0 && e.arrayToBytes != nil:
+			codec, err = e.arrayToBytes(ic.Configuration, icConf, DType{Kind: KindUint, Size: 8}, []int64{s.n, 2})
+		case i > 0 && e.bytesToBytes != nil:
+			codec, err = e.bytesToBytes(icConf, 8)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("index_codecs: %s: %w", ic.Name, err)
+		}
+		switch c := codec.(type) {
+		case endianCodec:
+			s.indexBig = c.big
+		case crc32cCodec:
+			if s.indexCRC {
+				return nil, fmt.Errorf("index_codecs: a second crc32c")
 			}
-			if len(ic.Configuration) > 0 {
-				if err := json.Unmarshal(ic.Configuration, &bc); err != nil {
-					return nil, fmt.Errorf("index_codecs: bytes: %w", err)
-				}
-			}
-			s.indexBig = bc.Endian == "big"
-		case ic.Name == "crc32c" && i > 0 && !s.indexCRC:
 			s.indexCRC = true
 			s.indexBytes += 4
 		default:
