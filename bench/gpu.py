@@ -144,7 +144,7 @@ def run_ours(spec, workers, dev, windows_out, profile=None, cache=None):
             f.write(f'#!/bin/sh\nexec "{BIN}" "$@" {" ".join(extra)}\n')
         os.chmod(binary, 0o755)
     server = lsio_loader.Server(binary=binary)
-    ds = lsio_loader.LoaderDataset(spec, location=server.address, split="train", epoch=0)
+    ds = lsio_loader.LoaderDataset(spec, address=server.address, split="train", epoch=0)
     pin = dev.type == "cuda"
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin and workers > 0,
                                          prefetch_factor=4 if workers else None, persistent_workers=False)
