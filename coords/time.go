@@ -16,17 +16,14 @@ type TimeUnits struct {
 	RefNS  int64 // the reference instant, ns since the Unix epoch
 }
 
-// gregorianStart is the first day of the Gregorian calendar: before it
-// the CF "standard" calendar is Julian, which datetime64 cannot hold.
-var gregorianStart = time.Date(1582, 10, 15, 0, 0, 0, 0, time.UTC).UnixNano()
-
 // ParseTimeUnits parses CF time units and calendar. The calendars are
 // those xarray decodes to datetime64 by default: standard, gregorian and
 // proleptic_gregorian (or none); others (noleap, 360_day, julian, ...)
 // decode to cftime objects there and are refused here.
 func ParseTimeUnits(units, calendar string) (TimeUnits, error) {
-	cal := strings.ToLower(strings.TrimSpace(calendar))
-	switch cal {
+	// Reference dates before 1678 (where the standard calendar would be
+	// Julian) are outside datetime64[ns] and refused by parseCFDate.
+	switch strings.ToLower(strings.TrimSpace(calendar)) {
 	case "", "standard", "gregorian", "proleptic_gregorian":
 	default:
 		return TimeUnits{}, fmt.Errorf("CF time calendar %q: unsupported (xarray decodes it to cftime objects, not datetime64; want standard, gregorian or proleptic_gregorian)", calendar)
@@ -43,17 +40,7 @@ func ParseTimeUnits(units, calendar string) (TimeUnits, error) {
 	if err != nil {
 		return TimeUnits{}, fmt.Errorf("CF time units %q: %w", units, err)
 	}
-	if cal != "proleptic_gregorian" && ref < gregorianStart {
-		return TimeUnits{}, fmt.Errorf("CF time units %q: a reference date before 1582-10-15 is Julian in the %q calendar: unsupported", units, cmpOr(cal, "standard"))
-	}
 	return TimeUnits{UnitNS: unit, RefNS: ref}, nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // ParseDurationUnit returns the length in ns of a CF (udunits) time unit,
