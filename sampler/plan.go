@@ -66,7 +66,7 @@ type planSource struct {
 	steps                     []int64 // NWP step labels (ns)
 	startOff, endOff, res     int64
 	nT                        int64
-	stride                    int64 // index step between output time steps
+	stride                    int64   // index step between output time steps
 	offGrid                   []int64 // labels off the axis' grid, never in a window
 	initDelay, maxStaleness   int64
 	// Space.
