@@ -205,7 +205,14 @@ func (c Coord) counts(tu TimeUnits, units string) ([]int64, error) {
 		if !math.IsNaN(v) {
 			// What the float can be off by: its own ulp in units, and the
 			// ulp of the product in ns.
-			ulp := (math.Nextafter(math.Abs(v), math.Inf(1)) - math.Abs(v)) * float64(tu.UnitNS)
+			var ulp float64
+			if c.DType.Kind == zarr.KindFloat && c.DType.Size <= 4 {
+				// Stored as float32 (or float16): its own, coarser ulp.
+				f := float32(math.Abs(v))
+				ulp = float64(math.Nextafter32(f, float32(math.Inf(1)))-f) * float64(tu.UnitNS)
+			} else {
+				ulp = (math.Nextafter(math.Abs(v), math.Inf(1)) - math.Abs(v)) * float64(tu.UnitNS)
+			}
 			ulp += math.Abs(v*float64(tu.UnitNS)) * 0x1p-52
 			tol = max(tol, int64(math.Ceil(2*ulp)))
 		}
