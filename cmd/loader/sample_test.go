@@ -151,7 +151,10 @@ for i in range(n):
     ii = z["nwp.isel"][i]
     assert ii[1][1] - ii[1][0] == 1
     assert init[ii[1][0]] <= t0, (init[ii[1][0]], t0)
-    assert z["nwp.time"][i][0] >= t0
+    # The window (0m..60m at 60m) never looks past t0 + 60m, and starts
+    # less than a step before t0.
+    hour = np.timedelta64(60, "m")
+    assert z["nwp.time"][i][-1] <= t0 + hour and z["nwp.time"][i][0] > t0 - hour, (z["nwp.time"][i], t0)
     r = (ii[3][0] + ii[3][1]) // 2
     c = (ii[4][0] + ii[4][1]) // 2
     d = np.hypot(nx[c] - z["x"][i], ny[r] - z["y"][i])
@@ -222,8 +225,10 @@ func demoSpec(t *testing.T, name string, replace ...string) string {
 }
 
 func TestSampleDemoData(t *testing.T) {
-	// The tiny dataset spans 00:00-02:00: shrink the splits to it.
-	tinySplits := []string{"17:55", "00:45", "2020-04-01T18:00", "2020-04-01T00:50"}
+	// The tiny dataset spans 00:00-02:00 (runs 3-hourly, steps 0 and 1 h):
+	// an NWP window of the hour up to t0 exists from 01:00. Shrink the
+	// splits to 01:00-01:55.
+	tinySplits := []string{"17:55", "01:25", "2020-04-01T18:00", "2020-04-01T01:30"}
 	cfg := map[string]any{
 		"nwp": map[string]any{"channels": []string{"t2m", "u10", "v10", "tcc"}, "mean": []float64{283, 0, 0, 0.5},
 			"std": []float64{8, 5, 5, 0.4}, "clip_min": nil, "clip_max": nil, "nan_fill": 0},
