@@ -104,6 +104,9 @@ type sourceState struct {
 	dsts    [][]byte
 	datas   [][]byte
 	clipped []bool // per sample: window reaches outside the array
+	// wraps are the regions that cross a periodic dim's seam, each read as
+	// two pieces and stitched into its region's data.
+	wraps   []wrapRead
 	scratch []byte
 	// Flat backing for region starts and shapes.
 	ints []int64
@@ -255,6 +258,10 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 					wlo, whi = w[d]+st.runs[run][0], w[d]+st.runs[run][1]
 				}
 				lo, hi := max(wlo, 0), min(whi, arr.Shape[d])
+				if src.Periodic != nil && src.Periodic[d] && wlo >= 0 && wlo < arr.Shape[d] && whi-wlo <= arr.Shape[d] {
+					// Read whole across the seam: see wrapRead.
+					lo, hi = wlo, whi
+				}
 				if lo != wlo || hi != whi {
 					clipped = true
 				}
@@ -282,10 +289,22 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 	st.read = st.read[:0]
 	st.dsts = st.dsts[:0]
 	st.datas = st.datas[:0]
+	st.wraps = st.wraps[:0]
 	for ri, r := range st.regions {
 		i := ri / nRuns
 		if r.Shape == nil {
 			st.datas = append(st.datas, nil)
+			continue
+		}
+		if d, ok := seamDim(src, arr, r); ok {
+			sz := prod(r.Shape) * itemSize
+			wr := splitAtSeam(r, d, arr.Shape[d], st.scratch[off:off+sz], itemSize)
+			off += sz
+			st.wraps = append(st.wraps, wr)
+			st.read = append(st.read, wr.pieces[0], wr.pieces[1])
+			st.dsts = append(st.dsts, wr.data[0], wr.data[1])
+			st.datas = append(st.datas, wr.dst)
+			st.clipped[i] = true
 			continue
 		}
 		var dst []byte
@@ -306,6 +325,9 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 			return fmt.Errorf("cropper: source %s: %w", src.Name, err)
 		}
 		b.Stats.add(rs)
+	}
+	for _, wr := range st.wraps {
+		wr.stitch()
 	}
 	for i := range samples {
 		if direct && !st.clipped[i] {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/lsio-loader/lsio-loader/coords"
 	"github.com/lsio-loader/lsio-loader/zarr"
 	"gopkg.in/yaml.v3"
 )
@@ -70,20 +71,22 @@ func bindGrid(ctx context.Context, g *zarr.Group, ss *SourceSpec, arr *zarr.Arra
 	}
 	if len(ya.Shape) == 1 && len(xa.Shape) == 1 {
 		if int64(len(ys)) != ny {
-			return nil, fieldErr("coords.y", "%s has %d values for %d rows", ya, len(ys), ny)
+			return nil, fieldErr("coords.y", "%s has %d values for %d rows", ya.Name, len(ys), ny)
 		}
 		if int64(len(xs)) != nx {
-			return nil, fieldErr("coords.x", "%s has %d values for %d columns", xa, len(xs), nx)
+			return nil, fieldErr("coords.x", "%s has %d values for %d columns", xa.Name, len(xs), nx)
 		}
 		gy, err := newAxis(ys)
 		if err != nil {
-			return nil, fieldErr("coords.y", "%s: %w", ya, err)
+			return nil, fieldErr("coords.y", "%s: %w", ya.Name, err)
 		}
 		gx, err := newAxis(xs)
 		if err != nil {
-			return nil, fieldErr("coords.x", "%s: %w", xa, err)
+			return nil, fieldErr("coords.x", "%s: %w", xa.Name, err)
 		}
-		gx.wrap = ss.CRS == "latlon" && gx.span() >= 360-2*gx.step
+		if ss.CRS == "latlon" {
+			gx.lon, gx.periodic = true, coords.Periodic(xs)
+		}
 		gr := &grid1D{y: gy, x: gx, native: native}
 		gr.ext = borderExtent(ny, nx, func(r, c int64) (float64, float64, bool) { return fromNative(xs[c], ys[r]) })
 		return gr, nil
@@ -92,9 +95,9 @@ func bindGrid(ctx context.Context, g *zarr.Group, ss *SourceSpec, arr *zarr.Arra
 		if yDim > xDim {
 			return nil, fieldErr("coords", "2-D coordinates need the y dim before the x dim")
 		}
-		return newGrid2D(xs, ys, ny, nx, native, fromNative)
+		return newGrid2D(xs, ys, ny, nx, native, fromNative, ss.CRS == "latlon")
 	}
-	return nil, fieldErr("coords", "%s %v and %s %v are neither 1-D along y and x nor 2-D (%d, %d)", ya, ya.Shape, xa, xa.Shape, ny, nx)
+	return nil, fieldErr("coords", "%s %v and %s %v are neither 1-D along y and x nor 2-D (%d, %d)", ya.Name, ya.Shape, xa.Name, xa.Shape, ny, nx)
 }
 
 // geostationaryParams takes the projection from the spec, else from the
@@ -222,7 +225,12 @@ type axis struct {
 	v          []float64
 	descending bool
 	step       float64 // median spacing, for out-of-range checks
-	wrap       bool    // longitude, periodic in 360
+	// lon marks a longitude: positions are taken modulo 360, so sites in
+	// -180..180 and 0..360 find the same pixel.
+	lon bool
+	// periodic marks a longitude covering the whole circle: crops wrap
+	// across its seam (see coords.Periodic).
+	periodic bool
 }
 
 func newAxis(v []float64) (axis, error) {
@@ -252,8 +260,6 @@ func newAxis(v []float64) (axis, error) {
 	return a, nil
 }
 
-func (a axis) span() float64 { return math.Abs(a.v[len(a.v)-1] - a.v[0]) }
-
 // nearest returns the index of the value nearest x, and false when x is
 // more than half a step outside the coordinate's range.
 func (a axis) nearest(x float64) (int64, bool) {
@@ -262,13 +268,11 @@ func (a axis) nearest(x float64) (int64, bool) {
 	if a.descending {
 		lo, hi = hi, lo
 	}
-	if a.wrap {
-		for x < lo-a.step/2 {
-			x += 360
-		}
-		for x > hi+a.step/2 && x-360 >= lo-a.step/2 {
-			x -= 360
-		}
+	if a.lon && !math.IsNaN(x) && !math.IsInf(x, 0) {
+		// Into [lo − step/2, lo − step/2 + 360): a periodic axis's seam
+		// then falls between its last and first columns.
+		base := lo - a.step/2
+		x = base + math.Mod(math.Mod(x-base, 360)+360, 360)
 	}
 	if math.IsNaN(x) || x < lo-a.step/2 || x > hi+a.step/2 {
 		return 0, false
@@ -326,10 +330,18 @@ type grid2D struct {
 	cw, ch   int
 	cellHead []int32 // start of each cell's pixels in cellPix
 	cellPix  []int32
+	// sphere: the coordinates are (lon, lat) degrees and distances are
+	// great-circle, not planar in degrees (a degree of longitude at 57° N
+	// is half a degree of latitude).
+	sphere bool
+	// ringScale bounds how much nearer than its cell distance a pixel can
+	// be: 1 on a plane, cos(latitude) at the grid's highest latitude on
+	// the sphere.
+	ringScale float64
 }
 
-func newGrid2D(xs, ys []float64, ny, nx int64, native toNative, fromNative func(x, y float64) (float64, float64, bool)) (*grid2D, error) {
-	g := &grid2D{xs: xs, ys: ys, ny: ny, nx: nx, native: native}
+func newGrid2D(xs, ys []float64, ny, nx int64, native toNative, fromNative func(x, y float64) (float64, float64, bool), sphere bool) (*grid2D, error) {
+	g := &grid2D{xs: xs, ys: ys, ny: ny, nx: nx, native: native, sphere: sphere, ringScale: 1}
 	b := box{math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)}
 	n := 0
 	for i := range xs {
@@ -343,6 +355,10 @@ func newGrid2D(xs, ys []float64, ny, nx int64, native toNative, fromNative func(
 		return nil, fieldErr("coords", "2-D coordinates have no finite values")
 	}
 	g.nat = b
+	if sphere {
+		maxLat := min(90, max(math.Abs(b.y0), math.Abs(b.y1)))
+		g.ringScale = max(math.Cos(maxLat*math.Pi/180), 0.01)
+	}
 	// About four pixels per cell.
 	area := max((b.x1-b.x0)*(b.y1-b.y0), 1)
 	g.cell = math.Sqrt(area * 4 / float64(n))
@@ -395,6 +411,14 @@ func (g *grid2D) extent() box { return g.ext }
 
 func (g *grid2D) pixel(x, y float64) (int64, int64, bool) {
 	px, py, ok := g.native(x, y)
+	if ok && g.sphere {
+		// Longitudes modulo 360, into the grid's own range when they fit.
+		if px < g.nat.x0-g.cell {
+			px += 360 * math.Ceil((g.nat.x0-g.cell-px)/360)
+		} else if px > g.nat.x1+g.cell {
+			px -= 360 * math.Ceil((px-g.nat.x1-g.cell)/360)
+		}
+	}
 	if !ok || px < g.nat.x0-g.cell || px > g.nat.x1+g.cell || py < g.nat.y0-g.cell || py > g.nat.y1+g.cell {
 		return 0, 0, false
 	}
@@ -403,7 +427,7 @@ func (g *grid2D) pixel(x, y float64) (int64, int64, bool) {
 	best, bestD := -1, math.Inf(1)
 	for r := 0; r <= max(g.cw, g.ch); r++ {
 		// Every pixel in ring r is at least (r−1)·cell away.
-		if best >= 0 && float64(r-1)*g.cell > math.Sqrt(bestD) {
+		if best >= 0 && float64(r-1)*g.cell*g.ringScale > bestD {
 			break
 		}
 		for j := cy - r; j <= cy+r; j++ {
@@ -416,8 +440,7 @@ func (g *grid2D) pixel(x, y float64) (int64, int64, bool) {
 				}
 				c := j*g.cw + i
 				for _, p := range g.cellPix[g.cellHead[c]:g.cellHead[c+1]] {
-					dx, dy := g.xs[p]-px, g.ys[p]-py
-					if d := dx*dx + dy*dy; d < bestD {
+					if d := g.dist(g.xs[p], g.ys[p], px, py); d < bestD {
 						best, bestD = int(p), d
 					}
 				}
@@ -430,7 +453,7 @@ func (g *grid2D) pixel(x, y float64) (int64, int64, bool) {
 	row, col := int64(best)/g.nx, int64(best)%g.nx
 	// Outside the grid when farther from the nearest pixel than that pixel
 	// is from its neighbours.
-	if math.Sqrt(bestD) > 1.5*g.spacing(row, col) {
+	if bestD > 1.5*g.spacing(row, col) {
 		return 0, 0, false
 	}
 	return row, col, true
@@ -445,7 +468,7 @@ func (g *grid2D) spacing(row, col int64) float64 {
 			continue
 		}
 		j := n[0]*g.nx + n[1]
-		if d := math.Hypot(g.xs[j]-g.xs[i], g.ys[j]-g.ys[i]); !math.IsNaN(d) {
+		if d := g.dist(g.xs[j], g.ys[j], g.xs[i], g.ys[i]); !math.IsNaN(d) {
 			s = max(s, d)
 		}
 	}
@@ -453,4 +476,23 @@ func (g *grid2D) spacing(row, col int64) float64 {
 		return g.cell
 	}
 	return s
+}
+
+// dist is the distance between two points of the grid's coordinates: the
+// great-circle angle in degrees on the sphere, else planar.
+func (g *grid2D) dist(x1, y1, x2, y2 float64) float64 {
+	if !g.sphere {
+		return math.Hypot(x1-x2, y1-y2)
+	}
+	return greatCircleDeg(y1, x1, y2, x2)
+}
+
+// greatCircleDeg is the central angle between two points, in degrees
+// (haversine: accurate at the small distances between neighbours).
+func greatCircleDeg(lat1, lon1, lat2, lon2 float64) float64 {
+	const rad = math.Pi / 180
+	sLat := math.Sin((lat2 - lat1) * rad / 2)
+	sLon := math.Sin((lon2 - lon1) * rad / 2)
+	h := sLat*sLat + math.Cos(lat1*rad)*math.Cos(lat2*rad)*sLon*sLon
+	return 2 * math.Asin(math.Sqrt(min(h, 1))) / rad
 }

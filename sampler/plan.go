@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/lsio-loader/lsio-loader/zarr"
@@ -23,6 +25,9 @@ type Plan struct {
 	BatchSize   int
 	OutputDType string
 	Streams     int
+	// DroppedSites counts the sites that out_of_bounds: resample left out
+	// because some source's crop there would reach outside its array.
+	DroppedSites int
 
 	src []planSource
 	// t0s holds each split's valid t0s (ns), ascending; nil map when no
@@ -61,12 +66,14 @@ type planSource struct {
 	steps                     []int64 // NWP step labels (ns)
 	startOff, endOff, res     int64
 	nT                        int64
-	stride                    int64 // index step between output time steps
+	stride                    int64   // index step between output time steps
+	offGrid                   []int64 // labels off the axis' grid, never in a window
 	initDelay, maxStaleness   int64
 	// Space.
 	yDim, xDim, chDim int
 	chStart           int64 // window start along the channel dim
 	grid              grid
+	periodicX         bool // the x dim wraps: see Source.Periodic
 	h, w              int64
 	dropout           *DropoutSpec
 }
@@ -152,12 +159,12 @@ func (p *Plan) planTime() error {
 		}
 		// The span of t0s this source could possibly serve.
 		var first, last int64
-		// One resolution of slack: window starts round up.
+		// One resolution of slack: window starts round down.
 		if s.kind == kindTime {
-			first, last = s.times[0]-s.startOff-s.res, s.times[len(s.times)-1]-s.endOff
+			first, last = s.times[0]-s.startOff-s.res, s.times[len(s.times)-1]-s.endOff+s.res
 		} else {
 			first = s.times[0] + s.initDelay - s.res
-			last = s.times[len(s.times)-1] + s.steps[len(s.steps)-1] - s.endOff
+			last = s.times[len(s.times)-1] + s.steps[len(s.steps)-1] - s.endOff + s.res
 			if s.maxStaleness > 0 {
 				last = min(last, s.times[len(s.times)-1]+s.maxStaleness)
 			}
@@ -214,7 +221,13 @@ func (p *Plan) planTime() error {
 			return nil
 		}
 	}
-	return fmt.Errorf("splits.%s: no valid t0: the sources' time windows are never all available in its periods", names[0])
+	err := fmt.Errorf("splits.%s: no valid t0: the sources' time windows are never all available in its periods", names[0])
+	for _, i := range timed {
+		if s := &p.src[i]; len(s.offGrid) > 0 {
+			err = fmt.Errorf("%w; source %s has %d time labels off its grid (%s)", err, p.Sources[i].Name, len(s.offGrid), fmtTimes(s.offGrid, 5, s.kind == kindNWP))
+		}
+	}
+	return err
 }
 
 func ceilDiv(a, b int64) int64 {
@@ -259,10 +272,20 @@ func (s *planSource) timeStart(t0 int64) (int64, bool) {
 	return 0, false
 }
 
-// firstLabel is the time of a window's first step: t0 + start rounded up
-// to the resolution, as ocf-data-sampler's select_time_slice does.
+// firstLabel is the time of a window's first step: t0 + start rounded
+// down to the resolution, so that when t0_resolution is finer than the
+// source's resolution no step lies after t0 + end (rounding up would hand a
+// forecasting model a frame from its future).
 func (s *planSource) firstLabel(t0 int64) int64 {
-	return ceilDiv(t0+s.startOff, s.res) * s.res
+	return floorDiv(t0+s.startOff, s.res) * s.res
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }
 
 // nwpStart picks the latest init_time at or before available − init_delay
@@ -331,10 +354,19 @@ func (p *Plan) planSpace() error {
 		if err != nil {
 			return fmt.Errorf("locations.sites: %w", err)
 		}
+		var dropped []string
 		for _, l := range sites {
 			if p.Spec.OutOfBounds == "pad" || p.fits(l) {
 				p.sites = append(p.sites, l)
+				continue
 			}
+			if p.DroppedSites++; len(dropped) < 5 {
+				dropped = append(dropped, fmt.Sprintf("(%.4g, %.4g)", l.lat, l.lon))
+			}
+		}
+		if p.DroppedSites > 0 {
+			slog.Warn("out_of_bounds resample: sites dropped, a crop there reaches outside a source's array",
+				"dropped", p.DroppedSites, "of", len(sites), "first (lat, lon)", strings.Join(dropped, " "))
 		}
 		if len(p.sites) == 0 {
 			return fmt.Errorf("locations.sites: none of the %d sites has every source's crop inside its array", len(sites))
@@ -363,7 +395,10 @@ func (p *Plan) fits(l location) bool {
 			return false
 		}
 		r0, c0 := r-s.h/2, c-s.w/2
-		if r0 < 0 || c0 < 0 || r0+s.h > s.shape[s.yDim] || c0+s.w > s.shape[s.xDim] {
+		if r0 < 0 || r0+s.h > s.shape[s.yDim] {
+			return false
+		}
+		if !s.periodicX && (c0 < 0 || c0+s.w > s.shape[s.xDim]) {
 			return false
 		}
 	}
@@ -545,6 +580,10 @@ func (p *Plan) window(k int, s *Sample, rng, grng *counterRNG) Window {
 	}
 	r, c, _ := ps.grid.pixel(s.X, s.Y)
 	w.Start[ps.yDim], w.Start[ps.xDim] = r-ps.h/2, c-ps.w/2
+	if ps.periodicX {
+		n := ps.shape[ps.xDim]
+		w.Start[ps.xDim] = (w.Start[ps.xDim]%n + n) % n
+	}
 	w.AvailableT = ps.nT
 	switch ps.kind {
 	case kindTime:

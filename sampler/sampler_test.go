@@ -111,7 +111,7 @@ func TestInvalidSpecs(t *testing.T) {
 		{"missing channel", "channels: [IR_016]", "channels: [VIS006]", "sources.sat.channels[0]"},
 		{"crop too large", "crop: {height: 16, width: 16}", "crop: {height: 400, width: 16}", "sources.sat.crop"},
 		{"impossible window", "time: {start: -30m, end: 0m, resolution: 5m}", "time: {start: -300m, end: 0m, resolution: 5m}", "sources.sat.time"},
-		{"window never available", "time: {start: 0m, end: 60m, resolution: 60m}", "time: {start: 0m, end: 240m, resolution: 60m}", "splits.train"},
+		{"window never available", "max_staleness: 6h", "max_staleness: 10m", "splits.train"},
 		{"bad resolution", "end: 0m, resolution: 5m", "end: 0m, resolution: 7m", "sources.sat.time"},
 		{"resolution off the data's", "start: -30m, end: 0m, resolution: 5m", "start: -30m, end: 0m, resolution: 6m", "sources.sat.time.resolution"},
 		{"resolution finer than the data's", "time: {start: 0m, end: 60m, resolution: 60m}", "time: {start: 0m, end: 60m, resolution: 30m}", "sources.nwp.time.resolution"},
@@ -293,7 +293,9 @@ func TestNWPDropoutUsesOlderRun(t *testing.T) {
 			if k := w.Start[p.src[0].initDim] + 1; int(k) < len(p.src[0].times) && p.src[0].times[k] <= s.T0-hour {
 				t.Fatalf("t0 %d: run %d chosen, but %d was issued by the cut", s.T0, init, p.src[0].times[k])
 			}
-			if labels := p.TimeLabels(0, w); labels[0] < s.T0 {
+			// The window's one step is t0 rounded down to the hour: never
+			// after t0 + end (0), never a whole resolution before t0.
+			if labels := p.TimeLabels(0, w); labels[0] > s.T0 || labels[0] <= s.T0-hour {
 				t.Fatalf("t0 %d: window starts at %d", s.T0, labels[0])
 			}
 			if s.T0-init > 3*hour {

@@ -2,8 +2,8 @@ package sampler
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math"
 	"path"
 	"slices"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lsio-loader/lsio-loader/coords"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
@@ -96,7 +97,7 @@ func bindSource(ctx context.Context, name string, ss *SourceSpec, st zarr.Store)
 			nCh = arr.Shape[ps.chDim]
 			s.Size[ps.chDim] = nCh
 		} else {
-			labels, err := readStrings(ctx, g, coordPath(d.Channel))
+			labels, err := readLabels(ctx, g, coordPath(d.Channel))
 			if err != nil {
 				return s, ps, fieldErr("channels", "%w", err)
 			}
@@ -185,6 +186,11 @@ func bindSource(ctx context.Context, name string, ss *SourceSpec, st zarr.Store)
 			}
 			ps.stride = ps.res / sp
 		}
+		if ps.offGrid = offGrid(labels, medianSpacing(labels)); len(ps.offGrid) > 0 {
+			slog.Warn("time labels off the axis' grid can never be in a window",
+				"source", name, "array", arr.String(), "spacing", time.Duration(medianSpacing(labels)),
+				"frames", len(ps.offGrid), "first", fmtTimes(ps.offGrid, 5, ps.kind == kindNWP))
+		}
 		span := (nT-1)*ps.stride + 1
 		if span > arr.Shape[tDim] {
 			return s, ps, fieldErr("time", "window spans %d steps of %s, which has %d", span, arr, arr.Shape[tDim])
@@ -202,6 +208,12 @@ func bindSource(ctx context.Context, name string, ss *SourceSpec, st zarr.Store)
 	s.Size[ps.yDim], s.Size[ps.xDim] = ps.h, ps.w
 	if ps.grid, err = bindGrid(ctx, g, ss, arr, ps.yDim, ps.xDim, coordPath); err != nil {
 		return s, ps, err
+	}
+
+	if g, ok := ps.grid.(*grid1D); ok && g.x.periodic {
+		s.Periodic = make([]bool, len(s.Dims))
+		s.Periodic[ps.xDim] = true
+		ps.periodicX = true
 	}
 
 	tDim := ps.timeDim
@@ -251,198 +263,78 @@ func numericKind(k zarr.Kind) bool {
 	return k == zarr.KindBool || k == zarr.KindInt || k == zarr.KindUint || k == zarr.KindFloat
 }
 
-// maxCoordElems bounds how much of a coordinate the sampler loads.
-const maxCoordElems = 1 << 26
-
-func readCoord(ctx context.Context, g *zarr.Group, name string) (*zarr.Array, []byte, error) {
-	a, err := g.Array(name)
+// readFloats reads a numeric coordinate CF-decoded, as xarray shows it.
+func readFloats(ctx context.Context, g *zarr.Group, name string) (coords.Coord, []float64, error) {
+	c, err := coords.Read(ctx, g, name)
 	if err != nil {
-		return nil, nil, err
+		return c, nil, err
 	}
-	if a.NumElements() > maxCoordElems {
-		return nil, nil, fmt.Errorf("%s: %d elements is too many for a coordinate", a, a.NumElements())
-	}
-	b, err := a.ReadAll(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	return a, b, nil
+	f, err := c.Float64s()
+	return c, f, err
 }
 
-// readFloats reads a numeric coordinate as float64.
-func readFloats(ctx context.Context, g *zarr.Group, name string) (*zarr.Array, []float64, error) {
-	a, b, err := readCoord(ctx, g, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	out, err := toFloat64s(a, b)
-	return a, out, err
-}
-
-func toFloat64s(a *zarr.Array, b []byte) ([]float64, error) {
-	sz := a.DType.Size
-	out := make([]float64, len(b)/sz)
-	for i := range out {
-		e := b[i*sz : (i+1)*sz]
-		switch {
-		case a.DType.Kind == zarr.KindFloat && sz == 8:
-			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(e))
-		case a.DType.Kind == zarr.KindFloat && sz == 4:
-			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(e)))
-		case (a.DType.Kind == zarr.KindInt || a.DType.Kind == zarr.KindDatetime || a.DType.Kind == zarr.KindTimedelta) && sz == 8:
-			out[i] = float64(int64(binary.LittleEndian.Uint64(e)))
-		case a.DType.Kind == zarr.KindInt && sz == 4:
-			out[i] = float64(int32(binary.LittleEndian.Uint32(e)))
-		case a.DType.Kind == zarr.KindInt && sz == 2:
-			out[i] = float64(int16(binary.LittleEndian.Uint16(e)))
-		default:
-			return nil, fmt.Errorf("%s: coordinate dtype %s is not supported", a, a.DType)
-		}
-	}
-	return out, nil
-}
-
-func toInt64s(a *zarr.Array, b []byte) ([]int64, bool) {
-	if a.DType.Size != 8 || a.DType.Kind == zarr.KindFloat {
-		return nil, false
-	}
-	out := make([]int64, len(b)/8)
-	for i := range out {
-		out[i] = int64(binary.LittleEndian.Uint64(b[i*8:]))
-	}
-	return out, true
-}
-
-// readStrings reads a fixed-width string coordinate (<U or |S).
-func readStrings(ctx context.Context, g *zarr.Group, name string) ([]string, error) {
-	a, b, err := readCoord(ctx, g, name)
+// readLabels reads a channel coordinate: strings, or numbers formatted.
+func readLabels(ctx context.Context, g *zarr.Group, name string) ([]string, error) {
+	c, err := coords.Read(ctx, g, name)
 	if err != nil {
 		return nil, err
 	}
-	sz := a.DType.Size
-	out := make([]string, 0, len(b)/max(sz, 1))
-	for i := 0; i+sz <= len(b); i += sz {
-		e := b[i : i+sz]
-		switch a.DType.Kind {
-		case zarr.KindUnicode:
-			var sb strings.Builder
-			for j := 0; j+4 <= len(e); j += 4 {
-				r := rune(binary.LittleEndian.Uint32(e[j:]))
-				if r == 0 {
-					break
-				}
-				sb.WriteRune(r)
-			}
-			out = append(out, sb.String())
-		case zarr.KindBytes:
-			out = append(out, strings.TrimRight(string(e), "\x00"))
-		default:
-			f, err := toFloat64s(a, e)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, strconv.FormatFloat(f[0], 'g', -1, 64))
-		}
-	}
-	return out, nil
+	return c.Labels()
 }
 
-var unitNS = map[string]int64{
-	"nanoseconds": 1, "nanosecond": 1, "ns": 1,
-	"microseconds": 1e3, "microsecond": 1e3, "us": 1e3,
-	"milliseconds": 1e6, "millisecond": 1e6, "ms": 1e6,
-	"seconds": 1e9, "second": 1e9, "s": 1e9, "sec": 1e9,
-	"minutes": 60e9, "minute": 60e9, "min": 60e9, "m": 60e9,
-	"hours": 3600e9, "hour": 3600e9, "h": 3600e9,
-	"days": 86400e9, "day": 86400e9, "D": 86400e9,
-}
-
-// readTimes reads a time coordinate as ns since the Unix epoch: datetime64,
-// or numbers with CF units "<unit> since <date>".
+// readTimes reads a time coordinate as ns since the Unix epoch. Missing
+// times (NaT) have no place on a time axis.
 func readTimes(ctx context.Context, g *zarr.Group, name string) ([]int64, error) {
-	a, b, err := readCoord(ctx, g, name)
+	c, err := coords.Read(ctx, g, name)
 	if err != nil {
 		return nil, err
 	}
-	if a.DType.Kind == zarr.KindDatetime {
-		scale, ok := unitNS[a.DType.Unit]
-		if !ok {
-			return nil, fmt.Errorf("%s: datetime unit %q is not supported", a, a.DType.Unit)
-		}
-		v, _ := toInt64s(a, b)
-		for i := range v {
-			v[i] *= scale * max(a.DType.UnitScale, 1)
-		}
-		return v, nil
+	if !c.IsTime() {
+		units, _ := c.Attrs["units"].(string)
+		return nil, fmt.Errorf("%s: not a time coordinate: dtype %s, units %q are not \"<unit> since <date>\"", name, c.DType, units)
 	}
-	units, _ := a.Attrs["units"].(string)
-	unit, since, ok := strings.Cut(units, " since ")
-	if !ok {
-		return nil, fmt.Errorf("%s: not a time coordinate: units %q are not \"<unit> since <date>\"", a, units)
-	}
-	if cal, _ := a.Attrs["calendar"].(string); cal != "" && cal != "standard" && cal != "gregorian" && cal != "proleptic_gregorian" {
-		return nil, fmt.Errorf("%s: calendar %q is not supported", a, cal)
-	}
-	scale, ok := unitNS[strings.TrimSpace(unit)]
-	if !ok {
-		return nil, fmt.Errorf("%s: time unit %q is not supported", a, unit)
-	}
-	var origin time.Time
-	since = strings.TrimSpace(since)
-	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04:05Z07:00", time.RFC3339Nano, "2006-01-02 15:04", "2006-01-02"} {
-		if origin, err = time.Parse(layout, since); err == nil {
-			break
-		}
-	}
+	v, err := c.Times()
 	if err != nil {
-		return nil, fmt.Errorf("%s: time origin %q: %w", a, since, err)
+		return nil, err
 	}
-	return scaleValues(a, b, scale, origin.UnixNano())
+	return v, noNaT(name, v)
 }
 
 // readDurations reads a step coordinate as ns: timedelta64, or numbers with
 // CF units such as "hours".
 func readDurations(ctx context.Context, g *zarr.Group, name string) ([]int64, error) {
-	a, b, err := readCoord(ctx, g, name)
+	c, err := coords.Read(ctx, g, name)
 	if err != nil {
 		return nil, err
 	}
-	if a.DType.Kind == zarr.KindTimedelta {
-		scale, ok := unitNS[a.DType.Unit]
-		if !ok {
-			return nil, fmt.Errorf("%s: timedelta unit %q is not supported", a, a.DType.Unit)
-		}
-		return scaleValues(a, b, scale*max(a.DType.UnitScale, 1), 0)
+	v, err := c.Durations()
+	if err != nil {
+		return nil, err
 	}
-	// xarray encodes timedelta64 as numbers in units (its "dtype"
-	// attribute only names the decoded type).
-	units, _ := a.Attrs["units"].(string)
-	scale, ok := unitNS[strings.TrimSpace(units)]
-	if !ok {
-		return nil, fmt.Errorf("%s: step units %q are not a time unit", a, units)
-	}
-	return scaleValues(a, b, scale, 0)
+	return v, noNaT(name, v)
 }
 
-func scaleValues(a *zarr.Array, b []byte, scale, origin int64) ([]int64, error) {
-	if v, ok := toInt64s(a, b); ok {
-		for i := range v {
-			v[i] = origin + v[i]*scale
+func noNaT(name string, v []int64) error {
+	if i := slices.Index(v, coords.NaT); i >= 0 {
+		return fmt.Errorf("%s: element %d is missing (NaT)", name, i)
+	}
+	return nil
+}
+
+// offGrid returns the labels (ascending) that are not a whole number of
+// spacings from the first: with exact matching they can never be part of
+// a window.
+func offGrid(labels []int64, spacing int64) []int64 {
+	var out []int64
+	if spacing <= 0 {
+		return nil
+	}
+	for _, t := range labels {
+		if (t-labels[0])%spacing != 0 {
+			out = append(out, t)
 		}
-		return v, nil
 	}
-	f, err := toFloat64s(a, b)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]int64, len(f))
-	for i, x := range f {
-		if math.IsNaN(x) {
-			return nil, fmt.Errorf("%s: NaN time", a)
-		}
-		out[i] = origin + int64(math.Round(x*float64(scale)))
-	}
-	return out, nil
+	return out
 }
 
 // medianSpacing is the typical step of ascending labels (0 with fewer than two).
@@ -456,4 +348,21 @@ func medianSpacing(v []int64) int64 {
 	}
 	slices.Sort(d)
 	return d[len(d)/2]
+}
+
+// fmtTimes shows up to n labels: instants in ISO form, or durations.
+func fmtTimes(v []int64, n int, durations bool) string {
+	parts := make([]string, 0, n+1)
+	for i, t := range v {
+		if i == n {
+			parts = append(parts, fmt.Sprintf("... (%d in all)", len(v)))
+			break
+		}
+		if durations {
+			parts = append(parts, time.Duration(t).String())
+		} else {
+			parts = append(parts, time.Unix(0, t).UTC().Format("2006-01-02T15:04:05.999999999"))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -36,6 +36,10 @@ type Source struct {
 	// the data's spacing (Size along that dim then spans
 	// (T−1)·TStride+1 steps). 1 for generic sources.
 	TStride int64
+	// Periodic marks own dims whose indices wrap modulo their length (a
+	// longitude covering 360°): there a window starts inside the array but
+	// may run past its end, continuing at its start. Nil when none does.
+	Periodic []bool
 	// Channels selects, in output order, indices along the C axis relative to
 	// the window start there. Nil keeps the whole window.
 	Channels []int64

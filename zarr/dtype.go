@@ -314,27 +314,3 @@ func swapBytes(b []byte, unit int) {
 		}
 	}
 }
-
-// unitNS is the length of one time unit in nanoseconds; months and years
-// have none.
-func unitNS(unit string) (int64, bool) {
-	switch unit {
-	case "W":
-		return 7 * 86400e9, true
-	case "D":
-		return 86400e9, true
-	case "h":
-		return 3600e9, true
-	case "m":
-		return 60e9, true
-	case "s":
-		return 1e9, true
-	case "ms":
-		return 1e6, true
-	case "us":
-		return 1e3, true
-	case "ns":
-		return 1, true
-	}
-	return 0, false
-}

@@ -35,15 +35,25 @@ for name, c in cfg.items():
     got = z[name]
     worst = 0.0
     fill = a.fill_value if a.fill_value is not None else 0
+    # A longitude covering 360° wraps: its window may run past the end.
+    periodic = []
+    for d in dims:
+        v = np.asarray(g[d][:], dtype=float) if d in g and "lon" in d.lower() else np.zeros(0)
+        step = (v[-1] - v[0]) / (len(v) - 1) if v.ndim == 1 and len(v) > 1 else 0
+        periodic.append(bool(step) and abs(abs(step) * len(v) - 360) < 1e-3 * abs(step))
     for i in range(n):
         # The window, padded where it reaches outside the array.
         size = [e - s for s, e in isel[i]]
-        src = tuple(slice(max(s, 0), min(e, m)) for (s, e), m in zip(isel[i], a.shape))
-        dst = tuple(slice(max(s, 0) - s, min(e, m) - s) for (s, e), m in zip(isel[i], a.shape))
+        src = tuple(slice(0, m) if p else slice(max(s, 0), min(e, m)) for (s, e), m, p in zip(isel[i], a.shape, periodic))
+        dst = tuple(slice(0, e - s) if p else slice(max(s, 0) - s, min(e, m) - s) for (s, e), m, p in zip(isel[i], a.shape, periodic))
         cut = np.full(size, fill, dtype=a.dtype)
         pad = np.ones(size, dtype=bool)
         if all(sl.stop > sl.start for sl in src):
-            cut[dst] = a[src]
+            block = a[src]
+            for d, p in enumerate(periodic):
+                if p:
+                    block = np.take(block, np.arange(isel[i][d][0], isel[i][d][1]) % a.shape[d], axis=d)
+            cut[dst] = block
             pad[dst] = False
         if not raw:
             cut = np.where(pad, np.nan, cut.astype(np.float64))
@@ -141,7 +151,10 @@ for i in range(n):
     ii = z["nwp.isel"][i]
     assert ii[1][1] - ii[1][0] == 1
     assert init[ii[1][0]] <= t0, (init[ii[1][0]], t0)
-    assert z["nwp.time"][i][0] >= t0
+    # The window (0m..60m at 60m) never looks past t0 + 60m, and starts
+    # less than a step before t0.
+    hour = np.timedelta64(60, "m")
+    assert z["nwp.time"][i][-1] <= t0 + hour and z["nwp.time"][i][0] > t0 - hour, (z["nwp.time"][i], t0)
     r = (ii[3][0] + ii[3][1]) // 2
     c = (ii[4][0] + ii[4][1]) // 2
     d = np.hypot(nx[c] - z["x"][i], ny[r] - z["y"][i])
@@ -212,8 +225,10 @@ func demoSpec(t *testing.T, name string, replace ...string) string {
 }
 
 func TestSampleDemoData(t *testing.T) {
-	// The tiny dataset spans 00:00-02:00: shrink the splits to it.
-	tinySplits := []string{"17:55", "00:45", "2020-04-01T18:00", "2020-04-01T00:50"}
+	// The tiny dataset spans 00:00-02:00 (runs 3-hourly, steps 0 and 1 h):
+	// an NWP window of the hour up to t0 exists from 01:00. Shrink the
+	// splits to 01:00-01:55.
+	tinySplits := []string{"17:55", "01:25", "2020-04-01T18:00", "2020-04-01T01:30"}
 	cfg := map[string]any{
 		"nwp": map[string]any{"channels": []string{"t2m", "u10", "v10", "tcc"}, "mean": []float64{283, 0, 0, 0.5},
 			"std": []float64{8, 5, 5, 0.4}, "clip_min": nil, "clip_max": nil, "nan_fill": 0},
@@ -251,7 +266,10 @@ print(a)`, npz)
 	}
 }
 
-func TestSampleECMWFSitesPadded(t *testing.T) {
+// TestSampleECMWFSitesWrap cuts UK sites from a global 10° grid: crops
+// over the prime meridian continue across the grid's seam (real data from
+// both sides, equal to zarr-python's cut taken modulo 360°).
+func TestSampleECMWFSitesWrap(t *testing.T) {
 	testenv.RealData(t)
 	spec := filepath.Join(testenv.ModuleRoot(t), "examples", "real_ecmwf.yaml")
 	cfg := map[string]any{
@@ -267,7 +285,8 @@ func TestSampleECMWFSitesPadded(t *testing.T) {
 		npz := sampleNPZ(t, spec, extra...)
 		out := testenv.RunPython(t, checkSampleScript+`
 isel = z["ecmwf.isel"]
-assert (isel[:, 4, 0] < 0).any(), "no site near 0° was padded"
+assert (isel[:, 4, 0] >= 0).all(), "a window starts before the array"
+assert (isel[:, 4, 1] > 36).any(), "no crop near 0° wrapped across the seam"
 `, npz, string(cfgJSON), raw)
 		t.Logf("raw=%s: %s", raw, bytes.TrimSpace(out))
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lsio-loader/lsio-loader/coords"
 	"github.com/lsio-loader/lsio-loader/sampler"
 	"github.com/lsio-loader/lsio-loader/stats"
 	"github.com/lsio-loader/lsio-loader/zarr"
@@ -310,7 +311,7 @@ func selectTime(ctx context.Context, t *statsTarget, sel, timeDim string) error 
 	}
 	n := a.Shape[td]
 	start, stop, err := parseTimeRange(sel, n, func() ([]int64, error) {
-		c, err := t.group.Coord(ctx, a.Dims[td])
+		c, err := coords.Read(ctx, t.group, a.Dims[td])
 		if err != nil {
 			return nil, err
 		}
@@ -406,7 +407,7 @@ func channelLabels(ctx context.Context, g *zarr.Group, in stats.Input) []string 
 	}
 	labels := make([]string, 0, hi-lo)
 	var all []string
-	if c, err := g.Coord(ctx, a.Dims[in.ChannelDim]); err == nil && int64(c.Len()) == a.Shape[in.ChannelDim] {
+	if c, err := coords.Read(ctx, g, a.Dims[in.ChannelDim]); err == nil && int64(c.Len()) == a.Shape[in.ChannelDim] {
 		if s, err := c.Strings(); err == nil {
 			all = s
 		} else if f, err := c.Float64s(); err == nil {
