@@ -64,6 +64,10 @@ func BenchmarkConvert(b *testing.B) {
 	for i := range len(src) {
 		binary.LittleEndian.PutUint16(raw[2*i:], uint16(i))
 	}
+	cf, err := CF(zarr.DType{Kind: zarr.KindInt, Size: 2}, zarr.CFPacking{Scale: 0.01, Offset: 273.15, Fill: []float64{-32768}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		f    func()
@@ -72,6 +76,7 @@ func BenchmarkConvert(b *testing.B) {
 		{"bfloat16", func() { Float32ToBFloat16(dst, src) }},
 		{"float32", func() { PutFloat32s(dst, src) }},
 		{"int16-gather", func() { Plain(zarr.DType{Kind: zarr.KindInt, Size: 2})(src, raw, 2) }},
+		{"int16-cf", func() { cf(src, raw, 2) }},
 		{"copy-reference", func() { copy(dst, dst[len(dst)/2:]) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
