@@ -121,3 +121,72 @@ func specPlan(t testing.TB, spec string) *sampler.Plan {
 	}
 	return p
 }
+
+// checkRealPackedScript compares crops of the real ECMWF analysis (int16
+// packed with scale_factor, add_offset and missing_value) with xarray's
+// decoded values at each window. argv: store, batch file (float32), starts
+// (4 per sample), sizes (4).
+const checkRealPackedScript = `
+import sys
+import numpy as np, xarray as xr
+v = xr.open_zarr(sys.argv[1])["t"]
+assert v.dtype == np.float64
+size = [int(s) for s in sys.argv[4].split(",")]
+starts = np.array([int(s) for s in sys.argv[3].split(",")]).reshape(-1, 4)
+got = np.fromfile(sys.argv[2], dtype="<f4").reshape((len(starts),) + tuple(size))
+for i, st in enumerate(starts):
+    want = v.isel({d: slice(s, s + n) for d, s, n in zip(v.dims, st, size)}).values.astype(np.float32)
+    assert want.shape == got[i].shape and 200 < want.min() and want.max() < 320, want
+    assert np.array_equal(got[i], want), (i, got[i], want)
+print("ok")
+`
+
+// TestRealPackedCropsEqualXarray cuts the real packed ECMWF analysis at
+// sites away from the grid's seam: the crops are temperatures in kelvin,
+// equal to xarray's decoding, not the stored integers.
+func TestRealPackedCropsEqualXarray(t *testing.T) {
+	store := filepath.Join(testenv.RealData(t), "ecmwf-earthkit", "ecmwf_pl_analysis.zarr")
+	dir := t.TempDir()
+	sites := filepath.Join(dir, "sites.csv")
+	if err := os.WriteFile(sites, []byte("site_id,lat,lon\n1,45.2,20.5\n2,30.1,100.3\n3,-20.7,150.2\n4,60.4,-100.6\n5,-45.5,-60.2\n6,10.3,45.9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := specPlan(t, fmt.Sprintf(`
+seed: 7
+batch_size: 3
+locations: {sites: %s}
+sources:
+  ecmwf:
+    store: %s
+    array: t
+    dims: {time: time, channel: level, y: latitude, x: longitude}
+    crs: latlon
+    crop: {height: 4, width: 5}
+    time: {start: 0h, end: 0h, resolution: 1h}
+`, sites, store))
+	c := New(p, Options{})
+	var b Batch
+	var all, starts []byte
+	n := 0
+	for samples := range p.Batches("train", 0, 0, 1) {
+		if err := c.Crop(context.Background(), samples, &b); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b.Data[0]...)
+		for _, s := range samples {
+			for _, v := range s.Windows[0].Start {
+				starts = fmt.Appendf(starts, "%d,", v)
+			}
+			n++
+		}
+	}
+	if n != 6 {
+		t.Fatalf("%d samples, want one per site", n)
+	}
+	file := filepath.Join(dir, "batch.bin")
+	if err := os.WriteFile(file, all, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	size := p.Sources[0].Size
+	testenv.RunPython(t, checkRealPackedScript, store, file, string(starts[:len(starts)-1]), fmt.Sprintf("%d,%d,%d,%d", size[0], size[1], size[2], size[3]))
+}

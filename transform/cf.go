@@ -23,8 +23,11 @@ func CFPacking(a *zarr.Array) (zarr.CFPacking, error) {
 // (no scale or offset, and no fill value other than NaN, which is NaN
 // either way). Booleans are never decoded: xarray keeps them as stored.
 func IsIdentity(dt zarr.DType, p zarr.CFPacking) bool {
-	if dt.Kind == zarr.KindBool || p.Scale != 1 || p.Offset != 0 {
-		return dt.Kind == zarr.KindBool
+	if dt.Kind == zarr.KindBool {
+		return true
+	}
+	if p.Scale != 1 || p.Offset != 0 {
+		return false
 	}
 	for _, f := range p.Fill {
 		if f == f {
