@@ -21,11 +21,8 @@ func CFPacking(a *zarr.Array) (zarr.CFPacking, error) {
 
 // IsIdentity reports whether decoding dt values with p changes nothing
 // (no scale or offset, and no fill value other than NaN, which is NaN
-// either way). Booleans are never decoded: xarray keeps them as stored.
+// either way).
 func IsIdentity(dt zarr.DType, p zarr.CFPacking) bool {
-	if dt.Kind == zarr.KindBool {
-		return true
-	}
 	if p.Scale != 1 || p.Offset != 0 {
 		return false
 	}
@@ -63,7 +60,9 @@ func CF(dt zarr.DType, p zarr.CFPacking) (Decoder, error) {
 		return cfDecoder(u, func(b []byte) float64 { return float64(halfToFloat32(binary.LittleEndian.Uint16(b))) }), nil
 	case dt.Kind == zarr.KindInt && dt.Size == 1:
 		return cfDecoder(u, func(b []byte) float64 { return float64(int8(b[0])) }), nil
-	case dt.Kind == zarr.KindUint && dt.Size == 1:
+	case (dt.Kind == zarr.KindUint || dt.Kind == zarr.KindBool) && dt.Size == 1:
+		// xarray masks booleans too: a v2 mask with fill_value false reads
+		// as true and NaN.
 		return cfDecoder(u, func(b []byte) float64 { return float64(b[0]) }), nil
 	case dt.Kind == zarr.KindInt && dt.Size == 2:
 		if len(u.fill) == 1 && u.scale != 1 && u.offset != 0 {

@@ -186,7 +186,8 @@ func TestCFDecoder(t *testing.T) {
 		{"float fill value", f32, zarr.CFPacking{Scale: 1, Fill: []float64{-999}}, []float64{-999, 1.5}, []float32{nan, 1.5}, false},
 		{"NaN fill is identity", f32, zarr.CFPacking{Scale: 1, Fill: []float64{math.NaN()}}, []float64{1.5}, []float32{1.5}, true},
 		{"no attributes is identity", i16, zarr.CFPacking{Scale: 1}, []float64{-7}, []float32{-7}, true},
-		{"booleans keep their values", zarr.DType{Kind: zarr.KindBool, Size: 1}, zarr.CFPacking{Scale: 1, Fill: []float64{0}}, []float64{0, 1}, []float32{0, 1}, true},
+		{"booleans are masked as xarray masks them", zarr.DType{Kind: zarr.KindBool, Size: 1}, zarr.CFPacking{Scale: 1, Fill: []float64{0}}, []float64{0, 1}, []float32{nan, 1}, false},
+		{"booleans without fill", zarr.DType{Kind: zarr.KindBool, Size: 1}, zarr.CFPacking{Scale: 1}, []float64{0, 1}, []float32{0, 1}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := IsIdentity(tc.dt, tc.p); got != tc.identity {
@@ -241,7 +242,7 @@ func FuzzCF(f *testing.F) {
 		{Kind: zarr.KindFloat, Size: 4}, {Kind: zarr.KindFloat, Size: 8}, {Kind: zarr.KindFloat, Size: 2},
 		{Kind: zarr.KindInt, Size: 2}, {Kind: zarr.KindInt, Size: 1}, {Kind: zarr.KindUint, Size: 1},
 		{Kind: zarr.KindUint, Size: 2}, {Kind: zarr.KindInt, Size: 4}, {Kind: zarr.KindUint, Size: 4},
-		{Kind: zarr.KindInt, Size: 8}, {Kind: zarr.KindUint, Size: 8},
+		{Kind: zarr.KindInt, Size: 8}, {Kind: zarr.KindUint, Size: 8}, {Kind: zarr.KindBool, Size: 1},
 	}
 	f.Fuzz(func(t *testing.T, data []byte, which uint8, scale, offset, fill float64) {
 		dt := dtypes[int(which)%len(dtypes)]
