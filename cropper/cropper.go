@@ -1,25 +1,26 @@
 // Package cropper turns a batch of samples into dense tensors: per source
 // one batched region read (each chunk read and decoded once per batch), then
-// channel gathering, transposition to (T, C, H, W), dropout masking,
-// normalisation, NaN filling and conversion to the output dtype, into
-// buffers recycled from batch to batch.
+// one pass that gathers channels, transposes to (T, C, H, W) and applies the
+// source's transform chain (CF decoding, dropout, normalisation, clipping,
+// NaN filling, the output dtype) row by row, into buffers recycled from
+// batch to batch.
 package cropper
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
 	"slices"
 
 	"github.com/lsio-loader/lsio-loader/sampler"
+	"github.com/lsio-loader/lsio-loader/transform"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
 // Options tune a Cropper.
 type Options struct {
-	// Raw delivers the stored values in the stored dtype: no masking,
-	// normalisation or conversion (padding still reads as the array's fill).
+	// Raw delivers the stored values in the stored dtype: no CF decoding,
+	// masking, normalisation or conversion (padding still reads as the
+	// array's fill).
 	Raw bool
 	// Cache, when set, keeps decoded chunks across batches (and across the
 	// Croppers that share it) within its byte budget; chunks are then
@@ -89,7 +90,14 @@ type Cropper struct {
 
 // sourceState is the per-source scratch reused between batches.
 type sourceState struct {
-	gather gatherFunc
+	// chain transforms the source's rows; nil with Raw. chainErr says why
+	// there is none without Raw.
+	chain    *transform.Chain
+	chainErr error
+	// inPlace: the chain only replaces NaN (fill) in float32 data that is
+	// stored as float32, so reads can land in the output directly.
+	inPlace bool
+	fill    float32
 	// Runs of consecutive selected channels, [lo, hi) relative to the
 	// window's channel start, and the run of each output channel; nil when
 	// the source selects no channels (one run: the whole window).
@@ -113,10 +121,6 @@ type sourceState struct {
 	// place's scratch.
 	strides, pos, idx []int64
 	dims              []int
-	// Normalisation per output channel: (x − mean)·scale, scale = 1/std
-	// (subtracting first keeps the precision that x·scale − mean/std loses
-	// to cancellation).
-	scale, mean []float32
 }
 
 // New returns a Cropper for plan.
@@ -125,20 +129,51 @@ func New(plan *sampler.Plan, opts Options) *Cropper {
 	for i := range plan.Sources {
 		s := &plan.Sources[i]
 		st := &c.src[i]
-		st.gather = gatherFor(s.Array.DType)
 		st.chDim = -1
 		if s.Axes != nil && s.Channels != nil {
 			st.chDim = s.Axes[sampler.AxisC]
 			st.runs, st.runOf = channelRuns(s.Channels)
 		}
-		if s.Mean != nil {
-			st.scale, st.mean = make([]float32, len(s.Mean)), s.Mean
-			for k := range s.Mean {
-				st.scale[k] = 1 / s.Std[k]
-			}
+		if !opts.Raw {
+			st.chain, st.inPlace, st.chainErr = chainFor(s, plan.OutputDType)
+			st.fill = s.NaNFill
 		}
 	}
 	return c
+}
+
+// chainFor builds a source's transform chain: decode (CF unless the spec
+// says decode_cf: false), dropout for sources with time, normalisation,
+// clipping, NaN filling, cast to outDType.
+func chainFor(s *sampler.Source, outDType string) (chain *transform.Chain, inPlace bool, err error) {
+	dt := s.Array.DType
+	decode := transform.Plain(dt)
+	if decode == nil {
+		return nil, false, fmt.Errorf("%s dtype %s cannot be converted to %s", s.Array, dt, outDType)
+	}
+	identity := true
+	if s.DecodeCF {
+		p, err := transform.CFPacking(s.Array)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", s.Array, err)
+		}
+		if identity = transform.IsIdentity(dt, p); !identity {
+			if decode, err = transform.CF(dt, p); err != nil {
+				return nil, false, fmt.Errorf("%s: %w", s.Array, err)
+			}
+		}
+	}
+	var steps []transform.Step
+	if s.Axes != nil && s.Axes[sampler.AxisT] >= 0 {
+		steps = append(steps, transform.Dropout{})
+	}
+	if s.Mean != nil {
+		steps = append(steps, transform.NewNormalise(s.Mean, s.Std))
+	}
+	steps = append(steps, transform.Clip{Min: s.ClipMin, Max: s.ClipMax}, transform.FillNaN{Value: s.NaNFill})
+	encode, size := transform.EncoderFor(outDType)
+	inPlace = s.Axes == nil && identity && s.Mean == nil && outDType == "float32" && dt.Kind == zarr.KindFloat && dt.Size == 4
+	return transform.NewChain(decode, encode, size, steps...), inPlace, nil
 }
 
 // channelRuns splits the selected channel indices into runs of
@@ -219,15 +254,12 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 	itemSize := int64(arr.DType.Size)
 	outSize := itemSize
 	b.DTypes[k] = arr.DType.LittleEndian().String()
-	var emit emitFunc
 	if !c.opts.Raw {
-		var sz int
-		emit, sz = emitFor(c.plan.OutputDType)
-		outSize = int64(sz)
-		b.DTypes[k] = c.plan.OutputDType
-		if st.gather == nil {
-			return fmt.Errorf("cropper: source %s: %s dtype %s cannot be converted to %s", src.Name, arr, arr.DType, c.plan.OutputDType)
+		if st.chain == nil {
+			return fmt.Errorf("cropper: source %s: %w", src.Name, st.chainErr)
 		}
+		outSize = int64(st.chain.OutSize)
+		b.DTypes[k] = c.plan.OutputDType
 	}
 	perSample := prod(src.OutShape)
 	b.Data[k] = grow(b.Data[k], int64(len(samples))*perSample*outSize)
@@ -283,7 +315,7 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 
 	// Generic windows that fill their whole window and need no conversion
 	// are read straight into the output: no copy.
-	direct := src.Axes == nil && (c.opts.Raw || (st.scale == nil && b.DTypes[k] == "float32" && arr.DType.Kind == zarr.KindFloat && arr.DType.Size == 4))
+	direct := src.Axes == nil && (c.opts.Raw || st.inPlace)
 	st.scratch = grow(st.scratch, scratchLen)
 	var off int64
 	st.read = st.read[:0]
@@ -332,20 +364,21 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 	for i := range samples {
 		if direct && !st.clipped[i] {
 			if !c.opts.Raw {
-				fillNaN(out[int64(i)*perSample*outSize:int64(i+1)*perSample*outSize], src.NaNFill)
+				transform.FillNaN{Value: st.fill}.ApplyFloat32LE(out[int64(i)*perSample*outSize : int64(i+1)*perSample*outSize])
 			}
 			continue
 		}
 		dst := out[int64(i)*perSample*outSize : int64(i+1)*perSample*outSize]
-		c.place(src, st, &samples[i].Windows[k], st.regions[i*nRuns:(i+1)*nRuns], st.datas[i*nRuns:(i+1)*nRuns], dst, emit)
+		c.place(src, st, &samples[i].Windows[k], st.regions[i*nRuns:(i+1)*nRuns], st.datas[i*nRuns:(i+1)*nRuns], dst)
 	}
 	return nil
 }
 
 // place writes one sample's output from its regions (one per channel run,
 // the window's parts inside the array, C order, stored dtype) and their
-// data, filling what lies outside.
-func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window, regions []zarr.Region, datas [][]byte, dst []byte, emit emitFunc) {
+// data, filling what lies outside; each row passes through the source's
+// transform chain on its way.
+func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window, regions []zarr.Region, datas [][]byte, dst []byte) {
 	arr := src.Array
 	nd := len(arr.Shape)
 	itemSize := arr.DType.Size
@@ -445,80 +478,17 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 			c.rawRow(rowDst, data, base, strides[lastDim], lo, hi, inside, itemSize, arr.Fill)
 			continue
 		}
-		masked := axes != nil && axes[sampler.AxisT] >= 0 && idx[sampler.AxisT] >= w.AvailableT
-		if !inside || masked {
-			for i := range row {
-				row[i] = float32(math.NaN())
-			}
+		at := transform.Row{Channel: channel}
+		if axes != nil && axes[sampler.AxisT] >= 0 {
+			at.T, at.AvailableT = idx[sampler.AxisT], w.AvailableT
+		}
+		var rowData []byte
+		if !inside {
+			lo, hi = 0, 0
 		} else {
-			for i := int64(0); i < lo; i++ {
-				row[i] = float32(math.NaN())
-			}
-			st.gather(row[lo:hi], data[base*int64(itemSize):], int(strides[lastDim])*itemSize)
-			for i := hi; i < rowLen; i++ {
-				row[i] = float32(math.NaN())
-			}
+			rowData = data[base*int64(itemSize):]
 		}
-		process(row, st, channel, src)
-		emit(rowDst, row)
-	}
-}
-
-// fillNaN replaces NaN in little-endian float32 data, in place.
-func fillNaN(b []byte, fill float32) {
-	fb := math.Float32bits(fill)
-	i := 0
-	// Two values per step: NaN (and Inf) have an all-ones exponent, which
-	// real data rarely shows, so one test of both exponents skips most
-	// pairs without looking at each value.
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i : i+8])
-		if e := x & 0x7f8000007f800000; e&0x7f800000 != 0x7f800000 && e>>32 != 0x7f800000 {
-			continue
-		}
-		for j := i; j < i+8; j += 4 {
-			if binary.LittleEndian.Uint32(b[j:j+4])&0x7fffffff > 0x7f800000 {
-				binary.LittleEndian.PutUint32(b[j:j+4], fb)
-			}
-		}
-	}
-	for ; i+4 <= len(b); i += 4 {
-		if binary.LittleEndian.Uint32(b[i:i+4])&0x7fffffff > 0x7f800000 {
-			binary.LittleEndian.PutUint32(b[i:i+4], fb)
-		}
-	}
-}
-
-// process normalises, clips and fills NaN in place.
-func process(row []float32, st *sourceState, channel int64, src *sampler.Source) {
-	lo, hi, fill := src.ClipMin, src.ClipMax, src.NaNFill
-	if st.scale != nil {
-		ch := min(channel, int64(len(st.scale)-1))
-		a, m := st.scale[ch], st.mean[ch]
-		for i, x := range row {
-			x = (x - m) * a
-			if x < lo {
-				x = lo
-			} else if x > hi {
-				x = hi
-			}
-			if x != x {
-				x = fill
-			}
-			row[i] = x
-		}
-		return
-	}
-	for i, x := range row {
-		if x < lo {
-			x = lo
-		} else if x > hi {
-			x = hi
-		}
-		if x != x {
-			x = fill
-		}
-		row[i] = x
+		st.chain.Row(rowDst, rowData, int(strides[lastDim])*itemSize, int(lo), int(hi), at, row)
 	}
 }
 

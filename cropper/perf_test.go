@@ -3,9 +3,7 @@ package cropper
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -118,41 +116,5 @@ func BenchmarkCropJoined(b *testing.B) {
 			b.ReportMetric(float64(st.CacheHits)/float64(max(st.Chunks, 1)), "hit-rate")
 			b.ReportMetric(float64(crops)/b.Elapsed().Seconds(), "crops/s")
 		})
-	}
-}
-
-func TestFillNaN(t *testing.T) {
-	nan, inf := math.Float32frombits(0x7fc00001), float32(math.Inf(1))
-	negNaN := math.Float32frombits(0xffc00000)
-	for _, tc := range []struct {
-		name     string
-		in, want []float32
-	}{
-		{"empty", nil, nil},
-		{"odd-length-tail", []float32{1, 2, nan}, []float32{1, 2, -1}},
-		{"pairs", []float32{nan, 1, 2, negNaN, inf, -inf}, []float32{-1, 1, 2, -1, inf, -inf}},
-		{"no-nan", []float32{0, -0.5, 3e38, 1e-40}, []float32{0, -0.5, 3e38, 1e-40}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			b := make([]byte, 4*len(tc.in))
-			putFloat32s(b, tc.in)
-			fillNaN(b, -1)
-			for i, w := range tc.want {
-				if got := math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])); got != w {
-					t.Errorf("element %d: %v, want %v", i, got, w)
-				}
-			}
-		})
-	}
-}
-
-func BenchmarkFillNaN(b *testing.B) {
-	buf := make([]byte, 1<<20)
-	for i := 0; i < len(buf); i += 4 {
-		binary.LittleEndian.PutUint32(buf[i:], math.Float32bits(float32(i)*0.25))
-	}
-	b.SetBytes(int64(len(buf)))
-	for b.Loop() {
-		fillNaN(buf, 0)
 	}
 }

@@ -45,6 +45,12 @@ func bindSource(ctx context.Context, name string, ss *SourceSpec, st zarr.Store)
 	}
 	s.Size = make([]int64, len(arr.Shape))
 	s.NaNFill = ss.NaNFill
+	s.DecodeCF = ss.DecodeCF == nil || *ss.DecodeCF
+	if s.DecodeCF {
+		if _, err := arr.CFPacking(); err != nil {
+			return s, ps, fieldErr("array", "%w (decode_cf: false keeps the stored values)", err)
+		}
+	}
 	s.ClipMin, s.ClipMax = float32(math.Inf(-1)), float32(math.Inf(1))
 	if ss.Dims == nil {
 		return bindGeneric(ss, s, ps)

@@ -100,6 +100,10 @@ type SourceSpec struct {
 	Normalise *NormaliseSpec `yaml:"normalise"`
 	// NaNFill replaces NaN and padding in the processed output.
 	NaNFill float32 `yaml:"nan_fill"`
+	// DecodeCF false keeps the stored values; default true: values are
+	// CF-decoded as xarray does (fill values to NaN, then scale_factor and
+	// add_offset).
+	DecodeCF *bool `yaml:"decode_cf"`
 	// Dropout: with Probability, data is available only up to t0 + one of
 	// Offsets (ocf-data-sampler's dropout_timedeltas / dropout_fraction).
 	Dropout *DropoutSpec `yaml:"dropout"`

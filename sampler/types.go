@@ -53,6 +53,9 @@ type Source struct {
 	// NaNFill replaces NaN (and points outside the array when padding) in the
 	// processed output.
 	NaNFill float32
+	// DecodeCF: the stored values are CF-decoded (spec decode_cf, default
+	// true).
+	DecodeCF bool
 }
 
 // Window is one sample's cut of one source: [Start[d], Start[d]+Size[d])

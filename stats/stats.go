@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/lsio-loader/lsio-loader/transform"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
@@ -22,6 +23,10 @@ type Input struct {
 	ChannelDim int
 	// Start and Stop bound the selection per dim; nil means the whole array.
 	Start, Stop []int64
+	// DecodeCF summarises the values as xarray decodes them by default
+	// (fill values and missing_value as NaN, then scale_factor and
+	// add_offset) rather than as stored.
+	DecodeCF bool
 }
 
 // Options tune Compute.
@@ -55,7 +60,7 @@ const groupBytes = 32 << 20
 
 // Compute streams in's selection chunk by chunk (each outer chunk or shard
 // is read and decoded once) and returns its statistics. Values are taken
-// as zarr returns them: no CF unpacking, missing chunks count as the fill
+// as zarr returns them unless in.DecodeCF: missing chunks count as the fill
 // value, NaN fill counts as NaN.
 func Compute(ctx context.Context, in Input, opts Options) (Result, error) {
 	a := in.Array
@@ -81,6 +86,16 @@ func Compute(ctx context.Context, in Input, opts Options) (Result, error) {
 	acc, err := newAccumulator(a.DType)
 	if err != nil {
 		return Result{}, fmt.Errorf("stats %s: %w", in.Name, err)
+	}
+	var cf *zarr.CFPacking // nil: the values as stored
+	if in.DecodeCF {
+		p, err := transform.CFPacking(a)
+		if err != nil {
+			return Result{}, fmt.Errorf("stats %s: %w", in.Name, err)
+		}
+		if !transform.IsIdentity(a.DType, p) {
+			cf = &p
+		}
 	}
 	nch := int64(1)
 	chStart := int64(0)
@@ -132,6 +147,10 @@ func Compute(ctx context.Context, in Input, opts Options) (Result, error) {
 	)
 	for range workers {
 		wg.Go(func() {
+			acc := acc
+			if cf != nil {
+				acc = decodingAccumulator(a.DType, *cf)
+			}
 			local := make([]Moments, nch)
 			var bufs [][]byte
 			var scratch []float64
@@ -287,7 +306,30 @@ func accumulate[T number](buf []byte, outer, nc, inner int64, acc []Moments, scr
 	}
 	// Read delivers little-endian elements in a buffer from make, which is
 	// aligned for any element type.
-	vals := unsafe.Slice((*T)(unsafe.Pointer(&buf[0])), n)
+	return accumulateValues(unsafe.Slice((*T)(unsafe.Pointer(&buf[0])), n), outer, nc, inner, acc, scratch)
+}
+
+// decodingAccumulator CF-decodes each buffer into float64 (as xarray does)
+// before summarising it. The decoded values live in their own scratch, as
+// accumulateValues may need the other to gather channels.
+func decodingAccumulator(dt zarr.DType, p zarr.CFPacking) accumulateFunc {
+	var decoded []float64
+	return func(buf []byte, outer, nc, inner int64, acc []Moments, scratch []float64) []float64 {
+		n := outer * nc * inner
+		if n == 0 {
+			return scratch
+		}
+		if int64(cap(decoded)) < n {
+			decoded = make([]float64, n)
+		}
+		decoded = decoded[:n]
+		// The dtype was checked numeric by newAccumulator, and buf holds n elements.
+		_ = p.Decode(dt, buf, decoded)
+		return accumulateValues(decoded, outer, nc, inner, acc, scratch)
+	}
+}
+
+func accumulateValues[T number](vals []T, outer, nc, inner int64, acc []Moments, scratch []float64) []float64 {
 	if nc == 1 {
 		acc[0].Merge(blockMoments(vals))
 		return scratch

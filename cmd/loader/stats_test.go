@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -194,73 +193,4 @@ func TestStatsRejectsBadArguments(t *testing.T) {
 			}
 		})
 	}
-}
-
-// fiveMinutes is a time coordinate of 12 steps from 2021-01-01T00:00.
-func fiveMinutes() ([]int64, error) {
-	t0 := int64(1609459200) * 1e9
-	out := make([]int64, 12)
-	for i := range out {
-		out[i] = t0 + int64(i)*300e9
-	}
-	return out, nil
-}
-
-func TestParseTimeRange(t *testing.T) {
-	for _, tc := range []struct {
-		sel         string
-		start, stop int64
-		err         string
-	}{
-		{"3:9", 3, 9, ""},
-		{":4", 0, 4, ""},
-		{"10:", 10, 12, ""},
-		{"2021-01-01T00:10:2021-01-01T00:40", 2, 9, ""},
-		{"2021-01-01T00:12:2021-01-01T00:14", 0, 0, "selects nothing"},
-		{"2021-01-01T00:07:2021-01-01T00:20", 2, 5, ""},
-		{"2020-12-31:2021-01-01T00:05:00Z", 0, 2, ""},
-		{"5:2021-01-01T00:50", 5, 11, ""},
-		{"9:3", 0, 0, "selects nothing"},
-		{"0:13", 0, 0, "selects nothing"},
-		{"-1:3", 0, 0, "selects nothing"},
-		{"3", 0, 0, "START:END"},
-		{"soon:later", 0, 0, "soon"},
-	} {
-		start, stop, err := parseTimeRange(tc.sel, 12, fiveMinutes)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%q: got %d:%d, %v; want an error mentioning %q", tc.sel, start, stop, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || start != tc.start || stop != tc.stop {
-			t.Errorf("%q: got %d:%d, %v; want %d:%d", tc.sel, start, stop, err, tc.start, tc.stop)
-		}
-	}
-}
-
-func FuzzParseTimeRange(f *testing.F) {
-	for _, s := range []string{"3:9", ":", "2021-01-01T00:10:2021-01-01T00:40", "2020-12-31:", "::", "1:2:3", "-5:-1",
-		"9223372036854775807:", "2262-04-12T00:00:2262-04-12", "2021-01-01T00:00:00.000000001Z:"} {
-		f.Add(s, int64(12))
-	}
-	f.Fuzz(func(t *testing.T, sel string, n int64) {
-		if n < 0 {
-			n = -n
-		}
-		times := func() ([]int64, error) {
-			if n > 1<<12 {
-				return nil, errors.New("too long for the fuzzer")
-			}
-			out := make([]int64, n)
-			for i := range out {
-				out[i] = int64(1609459200)*1e9 + int64(i)*300e9
-			}
-			return out, nil
-		}
-		start, stop, err := parseTimeRange(sel, n, times)
-		if err == nil && !(0 <= start && start < stop && stop <= n) {
-			t.Fatalf("%q over %d steps: %d:%d accepted", sel, n, start, stop)
-		}
-	})
 }

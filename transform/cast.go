@@ -1,4 +1,4 @@
-package cropper
+package transform
 
 import (
 	"encoding/binary"
@@ -68,13 +68,13 @@ func float16(f float32) uint16 {
 	}
 }
 
-// gatherFunc converts n elements of a stored dtype, stride bytes apart
+// Decoder converts len(dst) elements of a stored dtype, stride bytes apart
 // starting at src[0], into dst as float32.
-type gatherFunc func(dst []float32, src []byte, stride int)
+type Decoder func(dst []float32, src []byte, stride int)
 
-// gatherFor returns the converter from a stored (little-endian) dtype to
-// float32, or nil when the dtype is not numeric.
-func gatherFor(dt zarr.DType) gatherFunc {
+// Plain returns the decoder of a stored (little-endian) dtype to float32
+// that keeps the stored values, or nil when the dtype is not numeric.
+func Plain(dt zarr.DType) Decoder {
 	switch {
 	case dt.Kind == zarr.KindFloat && dt.Size == 4:
 		return func(dst []float32, src []byte, stride int) {
@@ -166,23 +166,25 @@ func halfToFloat32(h uint16) float32 {
 	return math.Float32frombits(sign | (e+112)<<23 | m<<13)
 }
 
-// putFloat32s writes src little-endian into dst.
-func putFloat32s(dst []byte, src []float32) {
+// PutFloat32s writes src little-endian into dst.
+func PutFloat32s(dst []byte, src []float32) {
 	dst = dst[:4*len(src)]
 	for i, f := range src {
 		binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(f))
 	}
 }
 
-// emitFunc writes a row of float32 into the output dtype.
-type emitFunc func(dst []byte, src []float32)
+// Encoder writes a row of float32 in an output dtype.
+type Encoder func(dst []byte, src []float32)
 
-func emitFor(outDType string) (emitFunc, int) {
+// EncoderFor returns the encoder of an output dtype ("float32", "float16"
+// or "bfloat16") and its element size.
+func EncoderFor(outDType string) (Encoder, int) {
 	switch outDType {
 	case "float16":
 		return Float32ToFloat16, 2
 	case "bfloat16":
 		return Float32ToBFloat16, 2
 	}
-	return putFloat32s, 4
+	return PutFloat32s, 4
 }

@@ -1,0 +1,230 @@
+// Package transform turns the values cut from a source into what the
+// trainer receives, one row at a time, in the same pass that copies them
+// out of the read buffer: a Decoder reads the stored dtype (applying the
+// variable's CF encoding as xarray does), per-source Steps change the row
+// (dropout, normalisation, clipping, NaN filling) and an Encoder casts it
+// to the output dtype.
+package transform
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// Row says where a row of values lies in a sample's output.
+type Row struct {
+	// Channel is the output channel, 0 for a source without one.
+	Channel int64
+	// T is the output time step and AvailableT how many leading steps the
+	// sample may see (dropout); both 0 for a source without time.
+	T, AvailableT int64
+}
+
+// Step changes one row of float32 values in place.
+type Step interface {
+	Apply(row []float32, at Row)
+}
+
+// Chain is one source's transforms: decode, steps, encode. A Chain holds
+// no per-call state, so one Chain serves any number of goroutines.
+type Chain struct {
+	decode Decoder
+	steps  []Step
+	encode Encoder
+	// OutSize is the output element's size in bytes.
+	OutSize int
+}
+
+// NewChain returns the chain decode → steps → encode. Adjacent Normalise,
+// Clip and FillNaN steps run fused in one loop: the row then passes through
+// the CPU once rather than three times, with bit-identical results.
+func NewChain(decode Decoder, encode Encoder, outSize int, steps ...Step) *Chain {
+	return &Chain{decode: decode, steps: fuse(steps), encode: encode, OutSize: outSize}
+}
+
+// Row writes one output row to dst (len(buf) elements of OutSize bytes):
+// elements [lo, hi) decoded from src (the first at src[0], stride bytes
+// apart), the rest NaN (padding) before the steps run. buf is the caller's
+// scratch, as long as the row.
+func (c *Chain) Row(dst, src []byte, stride int, lo, hi int, at Row, buf []float32) {
+	nan := float32(math.NaN())
+	for i := range lo {
+		buf[i] = nan
+	}
+	if hi > lo {
+		c.decode(buf[lo:hi], src, stride)
+	}
+	for i := max(hi, lo); i < len(buf); i++ {
+		buf[i] = nan
+	}
+	for _, s := range c.steps {
+		s.Apply(buf, at)
+	}
+	c.encode(dst, buf)
+}
+
+// Steps returns the chain's steps after fusion.
+func (c *Chain) Steps() []Step { return c.steps }
+
+// Dropout blanks (NaN) the time steps a sample may not see: those from
+// Row.AvailableT on, as the sampler decided per sample.
+type Dropout struct{}
+
+// Apply implements Step.
+func (Dropout) Apply(row []float32, at Row) {
+	if at.T < at.AvailableT {
+		return
+	}
+	nan := float32(math.NaN())
+	for i := range row {
+		row[i] = nan
+	}
+}
+
+// Normalise computes (x − Mean[c])·Scale[c] for output channel c (the last
+// entry for channels past the end), Scale being 1/std: subtracting first
+// keeps the precision that x·scale − mean/std loses to cancellation.
+type Normalise struct {
+	Mean, Scale []float32
+}
+
+// NewNormalise returns the normalisation with per-channel means and
+// standard deviations.
+func NewNormalise(mean, std []float32) Normalise {
+	n := Normalise{Mean: mean, Scale: make([]float32, len(std))}
+	for k, s := range std {
+		n.Scale[k] = 1 / s
+	}
+	return n
+}
+
+func (n Normalise) channel(c int64) (mean, scale float32) {
+	k := min(c, int64(len(n.Scale)-1))
+	return n.Mean[k], n.Scale[k]
+}
+
+// Apply implements Step.
+func (n Normalise) Apply(row []float32, at Row) {
+	m, a := n.channel(at.Channel)
+	for i, x := range row {
+		row[i] = (x - m) * a
+	}
+}
+
+// Clip bounds values to [Min, Max]; NaN passes through.
+type Clip struct{ Min, Max float32 }
+
+// Apply implements Step.
+func (c Clip) Apply(row []float32, _ Row) {
+	for i, x := range row {
+		if x < c.Min {
+			row[i] = c.Min
+		} else if x > c.Max {
+			row[i] = c.Max
+		}
+	}
+}
+
+// FillNaN replaces NaN with Value.
+type FillNaN struct{ Value float32 }
+
+// Apply implements Step.
+func (f FillNaN) Apply(row []float32, _ Row) {
+	for i, x := range row {
+		if x != x {
+			row[i] = f.Value
+		}
+	}
+}
+
+// ApplyFloat32LE replaces NaN in little-endian float32 data in place: the
+// step for data that is already in its output form.
+func (f FillNaN) ApplyFloat32LE(b []byte) {
+	fb := math.Float32bits(f.Value)
+	i := 0
+	// Two values per step: NaN (and Inf) have an all-ones exponent, which
+	// real data rarely shows, so one test of both exponents skips most
+	// pairs without looking at each value.
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i : i+8])
+		if e := x & 0x7f8000007f800000; e&0x7f800000 != 0x7f800000 && e>>32 != 0x7f800000 {
+			continue
+		}
+		for j := i; j < i+8; j += 4 {
+			if binary.LittleEndian.Uint32(b[j:j+4])&0x7fffffff > 0x7f800000 {
+				binary.LittleEndian.PutUint32(b[j:j+4], fb)
+			}
+		}
+	}
+	for ; i+4 <= len(b); i += 4 {
+		if binary.LittleEndian.Uint32(b[i:i+4])&0x7fffffff > 0x7f800000 {
+			binary.LittleEndian.PutUint32(b[i:i+4], fb)
+		}
+	}
+}
+
+// normaliseClipFill is Normalise (optional), Clip and FillNaN in one loop.
+type normaliseClipFill struct {
+	norm       *Normalise
+	lo, hi     float32
+	fill       float32
+	normalises bool
+}
+
+func (f normaliseClipFill) Apply(row []float32, at Row) {
+	lo, hi, fill := f.lo, f.hi, f.fill
+	if f.normalises {
+		m, a := f.norm.channel(at.Channel)
+		for i, x := range row {
+			x = (x - m) * a
+			if x < lo {
+				x = lo
+			} else if x > hi {
+				x = hi
+			}
+			if x != x {
+				x = fill
+			}
+			row[i] = x
+		}
+		return
+	}
+	for i, x := range row {
+		if x < lo {
+			x = lo
+		} else if x > hi {
+			x = hi
+		}
+		if x != x {
+			x = fill
+		}
+		row[i] = x
+	}
+}
+
+// fuse replaces each run [Normalise] Clip FillNaN by one fused step.
+func fuse(steps []Step) []Step {
+	var out []Step
+	for i := 0; i < len(steps); i++ {
+		var f normaliseClipFill
+		j := i
+		if n, ok := steps[j].(Normalise); ok && j+2 < len(steps) {
+			f.norm, f.normalises = &n, true
+			j++
+		}
+		c, okC := steps[j].(Clip)
+		var fill FillNaN
+		okF := false
+		if okC && j+1 < len(steps) {
+			fill, okF = steps[j+1].(FillNaN)
+		}
+		if !okC || !okF {
+			out = append(out, steps[i])
+			continue
+		}
+		f.lo, f.hi, f.fill = c.Min, c.Max, fill.Value
+		out = append(out, f)
+		i = j + 1
+	}
+	return out
+}
