@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -43,6 +45,9 @@ type Options struct {
 	// experiment of the server: chunks that later batches touch again
 	// are neither read nor decoded again.
 	Cache *zarr.ChunkCache
+	// Exposure says who may call and which stores and files specs may
+	// name; the zero value: anyone who can connect, anything readable.
+	Exposure Exposure
 }
 
 // Server answers Flight requests for experiment specs. It is safe for
@@ -50,11 +55,12 @@ type Options struct {
 type Server struct {
 	flight.BaseFlightServer
 
-	log    *slog.Logger
-	stores *storeCache
-	plans  *lru[*sampler.Plan]
-	grace  time.Duration
-	cache  *zarr.ChunkCache
+	log      *slog.Logger
+	stores   *storeCache
+	plans    *lru[*sampler.Plan]
+	grace    time.Duration
+	cache    *zarr.ChunkCache
+	exposure Exposure
 	// copying sends with arrow-go's flight.Writer instead of the zero-copy
 	// framing: the reference the benchmark compares against.
 	copying bool
@@ -72,11 +78,12 @@ func New(opts Options) *Server {
 		opts.ShutdownGrace = 2 * time.Second
 	}
 	return &Server{
-		log:    opts.Logger,
-		stores: &storeCache{open: opts.Open, stores: make(map[string]zarr.Store)},
-		plans:  newLRU[*sampler.Plan](opts.Plans),
-		grace:  opts.ShutdownGrace,
-		cache:  opts.Cache,
+		log:      opts.Logger,
+		stores:   &storeCache{open: opts.Open, stores: make(map[string]zarr.Store)},
+		plans:    newLRU[*sampler.Plan](opts.Plans),
+		grace:    opts.ShutdownGrace,
+		cache:    opts.Cache,
+		exposure: opts.Exposure,
 	}
 }
 
@@ -95,8 +102,10 @@ func grpcOptions() []grpc.ServerOption {
 }
 
 // Listen opens addr: "unix:///path/to.sock" or "tcp://host:port". A unix
-// socket file left behind by a dead server is replaced; one a live server
-// answers on is an error. Closing the listener removes the socket file.
+// socket is created owner-only (0600). A socket file left behind by a dead
+// server is replaced; one a live server answers on, or anything that is not
+// a socket, is an error and left alone. Closing the listener removes the
+// socket file.
 func Listen(addr string) (net.Listener, error) {
 	switch {
 	case strings.HasPrefix(addr, "unix://"):
@@ -104,20 +113,14 @@ func Listen(addr string) (net.Listener, error) {
 		if path == "" {
 			return nil, fmt.Errorf("listen %q: empty socket path", addr)
 		}
-		if _, err := os.Stat(path); err == nil {
-			if conn, err := net.Dial("unix", path); err == nil {
-				conn.Close()
-				return nil, fmt.Errorf("listen %q: a server is already listening there", addr)
-			}
-			if err := os.Remove(path); err != nil {
-				return nil, fmt.Errorf("listen %q: removing stale socket: %w", addr, err)
-			}
+		if err := removeStaleSocket(path); err != nil {
+			return nil, fmt.Errorf("listen %q: %w", addr, err)
 		}
-		lis, err := net.Listen("unix", path)
+		lis, err := listenOwnerOnly(path)
 		if err != nil {
 			return nil, fmt.Errorf("listen %q: %w", addr, err)
 		}
-		return bigSendBuffers{lis.(*net.UnixListener)}, nil
+		return bigSendBuffers{lis}, nil
 	case strings.HasPrefix(addr, "tcp://"):
 		lis, err := net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
 		if err != nil {
@@ -126,6 +129,47 @@ func Listen(addr string) (net.Listener, error) {
 		return lis, nil
 	}
 	return nil, fmt.Errorf("listen %q: want unix:///path or tcp://host:port", addr)
+}
+
+// removeStaleSocket removes the socket file at path if no server answers
+// on it; anything else there is refused, never deleted.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket (%s); not removing it", path, fi.Mode().Type())
+	}
+	if conn, err := net.Dial("unix", path); err == nil {
+		conn.Close()
+		return errors.New("a server is already listening there")
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("removing stale socket: %w", err)
+	}
+	return nil
+}
+
+// listenOwnerOnly binds a unix socket that only its owner may connect to:
+// the umask keeps it from ever existing with wider permissions (a
+// connection made before a chmod would be accepted), the chmod covers a
+// umask that another goroutine changed meanwhile.
+func listenOwnerOnly(path string) (*net.UnixListener, error) {
+	old := syscall.Umask(0o177)
+	lis, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("making the socket owner-only: %w", err)
+	}
+	return lis.(*net.UnixListener), nil
 }
 
 // unixSendBuffer is the socket send buffer asked for on unix connections
@@ -152,7 +196,8 @@ func (l bigSendBuffers) Accept() (net.Conn, error) {
 // finish for the shutdown grace before cutting them off, and closes lis
 // (removing a unix socket file). A cancelled ctx is a clean exit: nil.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	gs := grpc.NewServer(append(grpcOptions(), grpc.ForceServerCodecV2(newCodec()))...)
+	opts := append(grpcOptions(), s.exposure.serverOptions()...)
+	gs := grpc.NewServer(append(opts, grpc.ForceServerCodecV2(newCodec()))...)
 	flight.RegisterFlightServiceServer(gs, s)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
@@ -217,6 +262,9 @@ func (s *Server) plan(ctx context.Context, req *Request) (*sampler.Plan, error) 
 	spec, err := sampler.ParseSpec([]byte(req.Spec), dir)
 	if err != nil {
 		return nil, requestError{err}
+	}
+	if err := s.exposure.Allow.checkSpec(spec); err != nil {
+		return nil, err
 	}
 	p, err := sampler.NewPlan(ctx, spec, s.stores.get)
 	if err != nil {

@@ -28,6 +28,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	logLevel := fs.String("log-level", "info", "least severe log level written to stderr: debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of the whole run to this file on shutdown")
 	cacheSize := fs.String("cache", "0", "memory for decoded chunks kept across batches, streams and experiments, e.g. 8GiB (0: none)")
+	var expo flight.ExposureConfig
+	fs.Func("allow", "a root specs may read below: a directory, s3://bucket/prefix or https://host/prefix (repeatable; needed for tcp://)",
+		func(v string) error { expo.Allow = append(expo.Allow, v); return nil })
+	fs.StringVar(&expo.TLSCert, "tls-cert", "", "PEM certificate for TLS (with -tls-key; needed off the loopback interface)")
+	fs.StringVar(&expo.TLSKey, "tls-key", "", "PEM private key for TLS")
+	fs.StringVar(&expo.TokenFile, "token-file", "", "file whose first line is the bearer token every call must carry (needed off the loopback interface)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,11 +56,16 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		defer stop(log)
 	}
+	expo.Listen = *listen
+	exposure, err := flight.NewExposure(expo)
+	if err != nil {
+		return err
+	}
 	lis, err := flight.Listen(*listen)
 	if err != nil {
 		return err
 	}
-	opts := flight.Options{Open: openStore, Plans: *plans, Logger: log}
+	opts := flight.Options{Open: openStore, Plans: *plans, Logger: log, Exposure: exposure}
 	if cacheBytes > 0 {
 		opts.Cache = zarr.NewChunkCache(cacheBytes)
 	}
