@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -35,11 +34,9 @@ func ParseRoots(values []string) (*Roots, error) {
 			r.urls = append(r.urls, u)
 			continue
 		}
+		// A root that does not exist yet is kept: it allows nothing else.
 		p, err := localPath(v)
 		if err != nil {
-			return nil, fmt.Errorf("-allow %q: %w", v, err)
-		}
-		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("-allow %q: %w", v, err)
 		}
 		r.dirs = append(r.dirs, p)

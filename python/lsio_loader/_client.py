@@ -21,7 +21,7 @@ from ._server import Server, connect
 __all__ = [
     "SpecLike", "make_command", "get_flight_info", "batch_to_numpy", "iter_batches", "iter_endpoint", "iter_endpoints",
     "iter_endpoints_concurrently",
-    "retain_freed_memory",
+    "retain_freed_memory", "spec_roots",
 ]
 
 SpecLike = Union[str, os.PathLike, Mapping[str, Any]]
@@ -42,6 +42,44 @@ def _spec_text(spec: SpecLike) -> tuple[str, str]:
     if isinstance(spec, str):
         return spec, os.getcwd()
     raise TypeError(f"spec: want a path, spec text or a dict, got {type(spec).__name__}")
+
+
+def spec_roots(spec: SpecLike) -> list[str] | None:
+    """The stores and sites file spec names, resolved as the server resolves
+    them: the roots (`loader serve -allow`) of a server launched for this
+    spec alone. None when the spec cannot be read here (YAML text without
+    PyYAML installed): the server then checks it on its own."""
+    text, spec_dir = _spec_text(spec)
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        try:
+            import yaml
+        except ImportError:
+            return None
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return None
+    if not isinstance(parsed, Mapping):
+        return None
+
+    def resolve(p: str) -> str:
+        return p if "://" in p or os.path.isabs(p) else os.path.abspath(os.path.join(spec_dir, p))
+
+    roots = [resolve(src["store"]) for src in (parsed.get("sources") or {}).values()
+             if isinstance(src, Mapping) and isinstance(src.get("store"), str)]
+    sites = (parsed.get("locations") or {}).get("sites") if isinstance(parsed.get("locations"), Mapping) else None
+    if isinstance(sites, str) and sites:
+        roots.append(resolve(sites))
+    return roots or None
+
+
+# Seconds a stream may go without delivering a batch before the read fails
+# (LSIO_LOADER_BATCH_TIMEOUT; 0: no limit). Generous: a batch may take long
+# to read from a slow store; a frozen server is caught sooner by keepalive.
+def _batch_timeout() -> float:
+    return float(os.environ.get("LSIO_LOADER_BATCH_TIMEOUT", "600"))
 
 
 def make_command(
@@ -248,11 +286,30 @@ def iter_endpoint(client: flight.FlightClient, endpoint: flight.FlightEndpoint) 
 
 
 def _batches(reader: flight.FlightStreamReader) -> Iterator[pa.RecordBatch]:
+    timeout = _batch_timeout()
     while True:
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            reader.cancel()
+
+        timer = threading.Timer(timeout, expire) if timeout > 0 else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             batch = _freed_memory.next_batch(reader)
         except StopIteration:
             return
+        except flight.FlightError as e:
+            if expired.is_set():
+                raise TimeoutError(f"lsio-loader: no batch from the server within {timeout:.0f} s "
+                                   "(LSIO_LOADER_BATCH_TIMEOUT)") from e
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         yield batch
 
 
@@ -338,19 +395,22 @@ def iter_record_batches(
     streams: int | None = None,
     raw: bool = False,
     endpoints: Sequence[int] | None = None,
+    tls_root_certs: bytes | str | os.PathLike | None = None,
+    token: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of one rank's share of an epoch, endpoint after
     endpoint (only those listed in endpoints, if given). Launches a server
-    for the duration when address is None."""
+    for the duration, allowed the spec's own stores only, when address is
+    None. tls_root_certs and token: see connect."""
     if address is None:
-        with Server() as server:
+        with Server(allow=spec_roots(spec)) as server:
             yield from iter_record_batches(
                 spec, address=server.address, split=split, epoch=epoch, rank=rank,
                 world_size=world_size, streams=streams, raw=raw, endpoints=endpoints,
             )
         return
     command = make_command(spec, split=split, epoch=epoch, rank=rank, world_size=world_size, streams=streams, raw=raw)
-    client = connect(address)
+    client = connect(address, tls_root_certs=tls_root_certs, token=token)
     try:
         info = get_flight_info(client, command)
         chosen = info.endpoints if endpoints is None else [info.endpoints[i] for i in endpoints]

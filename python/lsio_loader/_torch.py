@@ -14,6 +14,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ._client import (
     SpecLike, batch_to_numpy, get_flight_info, is_bfloat16, iter_endpoints, iter_endpoints_concurrently, make_command,
+    spec_roots,
 )
 from ._server import Server, connect
 
@@ -73,6 +74,8 @@ class LoaderDataset(IterableDataset):
         world_size: int | None = None,
         streams: int | None = None,
         raw: bool = False,
+        tls_root_certs: bytes | str | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__()
         if rank is None or world_size is None:
@@ -88,9 +91,12 @@ class LoaderDataset(IterableDataset):
         self.world_size = world_size
         self.streams = streams
         self.raw = raw
+        self.tls_root_certs = tls_root_certs
+        self.token = token
         self._server: Server | None = None
         if location is None:
-            self._server = Server()
+            # The launched server may read the spec's own stores only.
+            self._server = Server(allow=spec_roots(spec))
             location = self._server.address
         self.location = location
 
@@ -117,7 +123,7 @@ class LoaderDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker = get_worker_info()
         worker_id, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-        client = connect(self.location)
+        client = connect(self.location, tls_root_certs=self.tls_root_certs, token=self.token)
         try:
             info = get_flight_info(client, self._command(self.streams))
             if self.streams is None and len(info.endpoints) < workers:
