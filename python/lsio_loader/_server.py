@@ -55,13 +55,15 @@ def flight_location(address: str) -> str:
 
 # gRPC keepalive: a ping every 10 s that must be answered within 10 s, so
 # that a frozen server (SIGSTOP, a hung host, a dropped network) fails the
-# read within about 20 s instead of never. The server permits pings this
-# often (flight/auth.go).
+# read within about 20 s instead of never. gRPC's own ping timeout (60 s by
+# default) bounds the keepalive's, so it is set too. The server permits
+# pings this often (flight/auth.go).
 KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.ping_timeout_ms", 10_000),
 ]
 
 
