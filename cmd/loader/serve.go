@@ -12,7 +12,9 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/lsio-loader/lsio-loader/cloud"
 	"github.com/lsio-loader/lsio-loader/flight"
 	"github.com/lsio-loader/lsio-loader/store"
 	"github.com/lsio-loader/lsio-loader/zarr"
@@ -28,6 +30,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	logLevel := fs.String("log-level", "info", "least severe log level written to stderr: debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of the whole run to this file on shutdown")
 	cacheSize := fs.String("cache", "0", "memory for decoded chunks kept across batches, streams and experiments, e.g. 8GiB (0: none)")
+	var cloudOpts cloud.Options
+	fs.DurationVar(&cloudOpts.ConnectTimeout, "store-connect-timeout", 10*time.Second, "how long an S3/HTTP endpoint that refuses or drops connections is retried")
+	fs.DurationVar(&cloudOpts.FirstByteTimeout, "store-first-byte-timeout", 20*time.Second, "how long to wait for an S3/HTTP response's headers")
+	fs.DurationVar(&cloudOpts.RetryTimeout, "store-retry-budget", time.Minute, "how long one read is retried while S3/HTTP throttles or answers 5xx")
 	var expo flight.ExposureConfig
 	fs.Func("allow", "a root specs may read below: a directory, s3://bucket/prefix or https://host/prefix (repeatable; needed for tcp://)",
 		func(v string) error { expo.Allow = append(expo.Allow, v); return nil })
@@ -65,7 +71,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := flight.Options{Open: openStore, Plans: *plans, Logger: log, Exposure: exposure}
+	open := func(ctx context.Context, url string) (zarr.Store, error) {
+		return store.Open(ctx, url, store.Options{Cloud: cloudOpts})
+	}
+	opts := flight.Options{Open: open, Plans: *plans, Logger: log, Exposure: exposure}
 	if cacheBytes > 0 {
 		opts.Cache = zarr.NewChunkCache(cacheBytes)
 	}
