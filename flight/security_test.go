@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
 	"google.golang.org/grpc"
@@ -303,4 +304,96 @@ func TestServeTLSAndToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Batches in flight are admitted against the memory budget: a batch larger
+// than the whole budget is refused at once, and a stream that cannot fit
+// beside others waits, then gets ResourceExhausted; once they finish it is
+// served.
+func TestServeMemoryBudget(t *testing.T) {
+	dir := t.TempDir()
+	writeField(t, filepath.Join(dir, "field.zarr"), [3]int{4, 8, 8})
+	spec := strings.Replace(fmt.Sprintf(genericSpec, 1), "samples_per_epoch: 23", "samples_per_epoch: 100000", 1)
+	// A batch: 4 samples of 2·3·5 float32 plus provenance columns.
+	batch := recordBytes(mustSchema(t, spec, dir), 4)
+	perStream := batch + int64(float64(batch)*croppingShare)
+	ctx := context.Background()
+	cmd := &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, map[string]any{"streams": 1})}
+
+	t.Run("larger than the budget", func(t *testing.T) {
+		client := startServerWith(t, New(Options{Open: openDir, Memory: perStream - 1}))
+		info, err := client.GetFlightInfo(ctx, cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = firstBatch(ctx, client, info.Endpoint[0])
+		if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "batch_size") {
+			t.Fatalf("DoGet: %v, want ResourceExhausted telling to lower batch_size", err)
+		}
+	})
+	t.Run("waits, then refuses, then serves", func(t *testing.T) {
+		client := startServerWith(t, New(Options{Open: openDir, Memory: perStream + batch/2, MemoryWait: 300 * time.Millisecond}))
+		info, err := client.GetFlightInfo(ctx, cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		holdCtx, release := context.WithCancel(ctx)
+		held, err := client.DoGet(holdCtx, info.Endpoint[0].Ticket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := held.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err = firstBatch(ctx, client, info.Endpoint[0])
+		if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "-memory") {
+			t.Fatalf("a second stream beside a held one: %v, want ResourceExhausted", err)
+		}
+		if waited := time.Since(start); waited < 300*time.Millisecond || waited > 5*time.Second {
+			t.Errorf("refused after %v, want after the 300ms wait", waited)
+		}
+		release()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err = firstBatch(ctx, client, info.Endpoint[0])
+			if err == nil || status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("once the first stream ended: %v", err)
+		}
+	})
+}
+
+func mustSchema(t *testing.T, spec, dir string) *arrow.Schema {
+	t.Helper()
+	srv := New(Options{Open: openDir})
+	req := Request{Spec: spec, SpecDir: dir, Split: "train", WorldSize: 1}
+	plan, err := srv.plan(context.Background(), &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := buildSchema(plan, &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return schema
+}
+
+// firstBatch opens a stream and reads its first message past the schema.
+func firstBatch(ctx context.Context, client flight.Client, ep *flight.FlightEndpoint) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.DoGet(ctx, ep.Ticket)
+	if err != nil {
+		return err
+	}
+	for range 2 {
+		if _, err := stream.Recv(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -45,6 +45,11 @@ type Options struct {
 	// experiment of the server: chunks that later batches touch again
 	// are neither read nor decoded again.
 	Cache *zarr.ChunkCache
+	// Memory bounds the bytes of batches in flight across all streams
+	// (0: no bound); a stream that cannot fit waits up to MemoryWait
+	// (default 30 s), then fails with ResourceExhausted.
+	Memory     int64
+	MemoryWait time.Duration
 	// Exposure says who may call and which stores and files specs may
 	// name; the zero value: anyone who can connect, anything readable.
 	Exposure Exposure
@@ -61,6 +66,7 @@ type Server struct {
 	grace    time.Duration
 	cache    *zarr.ChunkCache
 	exposure Exposure
+	memory   *memoryBudget
 	// copying sends with arrow-go's flight.Writer instead of the zero-copy
 	// framing: the reference the benchmark compares against.
 	copying bool
@@ -74,6 +80,9 @@ func New(opts Options) *Server {
 	if opts.Plans <= 0 {
 		opts.Plans = 16
 	}
+	if opts.MemoryWait <= 0 {
+		opts.MemoryWait = 30 * time.Second
+	}
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 2 * time.Second
 	}
@@ -84,6 +93,7 @@ func New(opts Options) *Server {
 		grace:    opts.ShutdownGrace,
 		cache:    opts.Cache,
 		exposure: opts.Exposure,
+		memory:   newMemoryBudget(opts.Memory, opts.MemoryWait),
 	}
 }
 
@@ -343,9 +353,15 @@ func (s *Server) GetSchema(ctx context.Context, desc *flight.FlightDescriptor) (
 	return &flight.SchemaResult{Schema: info.Schema}, nil
 }
 
-// prefetch is how many batches a stream holds: one being sent while the
-// next is cropped.
+// prefetch is how many batches a stream holds when memory allows: one
+// being sent while the next is cropped. With one, cropping waits for the
+// send.
 const prefetch = 2
+
+// croppingShare is the memory a batch costs while cropped beyond its own
+// bytes, as a share of them: the stored-dtype scratch of regions that need
+// conversion, and chunks being decoded.
+const croppingShare = 0.5
 
 // slot is one of a stream's batches; sent is closed once the transport no
 // longer reads its buffers, so that they may be cropped into again.
@@ -414,8 +430,22 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	shard, nShards := t.shard()
 	log := s.log.With("split", t.Request.Split, "epoch", t.Request.Epoch, "shard", shard, "shards", nShards)
 
+	// The first batch waits for memory; the second, sent while the next is
+	// cropped, is only taken when memory is free now.
+	batchBytes := recordBytes(schema, plan.BatchSize)
+	held := batchBytes + int64(float64(batchBytes)*croppingShare)
+	if err := s.memory.acquire(ctx, held, describeBatch(plan.BatchSize, batchBytes)); err != nil {
+		log.Warn("stream refused", "err", err)
+		return err
+	}
+	defer func() { s.memory.release(held) }()
+	slots := 1
+	if s.memory.tryAcquire(batchBytes) {
+		held += batchBytes
+		slots = prefetch
+	}
 	free := make(chan slot, prefetch)
-	for range prefetch {
+	for range slots {
 		free <- slot{batch: new(cropper.Batch), sent: alreadySent}
 	}
 	ready := make(chan slot, prefetch)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	logLevel := fs.String("log-level", "info", "least severe log level written to stderr: debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of the whole run to this file on shutdown")
 	cacheSize := fs.String("cache", "0", "memory for decoded chunks kept across batches, streams and experiments, e.g. 8GiB (0: none)")
+	memory := fs.String("memory", "", "memory for batches in flight across all clients, e.g. 16GiB; also the Go runtime's soft limit (default: 3/4 of the machine's or cgroup's memory; 0: unbounded)")
 	var cloudOpts cloud.Options
 	fs.DurationVar(&cloudOpts.ConnectTimeout, "store-connect-timeout", 10*time.Second, "how long an S3/HTTP endpoint that refuses or drops connections is retried")
 	fs.DurationVar(&cloudOpts.FirstByteTimeout, "store-first-byte-timeout", 20*time.Second, "how long to wait for an S3/HTTP response's headers")
@@ -49,6 +51,15 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	cacheBytes, err := parseByteSize(*cacheSize)
 	if err != nil {
 		return fmt.Errorf("-cache: %w", err)
+	}
+	memBytes := flight.DefaultMemory()
+	if *memory != "" {
+		if memBytes, err = parseByteSize(*memory); err != nil {
+			return fmt.Errorf("-memory: %w", err)
+		}
+	}
+	if memBytes > 0 {
+		debug.SetMemoryLimit(memBytes + cacheBytes)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -74,12 +85,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	open := func(ctx context.Context, url string) (zarr.Store, error) {
 		return store.Open(ctx, url, store.Options{Cloud: cloudOpts})
 	}
-	opts := flight.Options{Open: open, Plans: *plans, Logger: log, Exposure: exposure}
+	opts := flight.Options{Open: open, Plans: *plans, Logger: log, Exposure: exposure, Memory: memBytes}
 	if cacheBytes > 0 {
 		opts.Cache = zarr.NewChunkCache(cacheBytes)
 	}
 	srv := flight.New(opts)
-	log.Info("serving", "addr", *listen, "pid", os.Getpid())
+	log.Info("serving", "addr", *listen, "pid", os.Getpid(), "memory_MB", memBytes>>20)
 	// The Python launcher waits for this line.
 	fmt.Fprintf(stdout, "lsio-loader listening on %s\n", *listen)
 	if f, ok := stdout.(*os.File); ok {
