@@ -74,6 +74,9 @@ type Cropper struct {
 	opts Options
 	src  []sourceState
 	row  []float32
+	// minScratch is the least scratch a group of samples may use (see
+	// cropSource); tests lower it to crop in many groups.
+	minScratch int64
 }
 
 // sourceState is the per-source scratch reused between batches.
@@ -107,7 +110,7 @@ type sourceState struct {
 
 // New returns a Cropper for plan.
 func New(plan *sampler.Plan, opts Options) *Cropper {
-	c := &Cropper{plan: plan, opts: opts, src: make([]sourceState, len(plan.Sources))}
+	c := &Cropper{plan: plan, opts: opts, src: make([]sourceState, len(plan.Sources)), minScratch: 64 << 20}
 	for i := range plan.Sources {
 		s := &plan.Sources[i]
 		st := &c.src[i]
@@ -266,12 +269,50 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 	// Generic windows that fill their whole window and need no conversion
 	// are read straight into the output: no copy.
 	direct := src.Axes == nil && (c.opts.Raw || (st.scale == nil && b.DTypes[k] == "float32" && arr.DType.Kind == zarr.KindFloat && arr.DType.Size == 4))
-	st.scratch = grow(st.scratch, scratchLen)
+	// The others are read into scratch, then converted: in groups of
+	// samples whose scratch is at most a quarter of the output (or 64
+	// MiB), so that a big batch costs about 1.5× its bytes rather than
+	// twice (chunks shared across groups are then read once per group).
+	scratchCap := max(int64(len(out))/4, c.minScratch)
+	st.scratch = grow(st.scratch, min(scratchLen, scratchCap))
+	for lo := 0; lo < len(samples); {
+		hi, need := lo, int64(0)
+		for ; hi < len(samples); hi++ {
+			n := int64(0)
+			if !direct || st.clipped[hi] {
+				for _, r := range st.regions[hi*nRuns : (hi+1)*nRuns] {
+					if r.Shape != nil {
+						n += prod(r.Shape) * itemSize
+					}
+				}
+			}
+			if hi > lo && need+n > scratchCap {
+				break
+			}
+			need += n
+		}
+		st.scratch = grow(st.scratch, max(need, int64(len(st.scratch))))
+		if err := c.cropSamples(ctx, k, samples, lo, hi, direct, out, perSample, outSize, emit, b); err != nil {
+			return err
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// cropSamples reads and places samples[lo:hi] of one source, whose
+// regions and clipping cropSource has worked out.
+func (c *Cropper) cropSamples(ctx context.Context, k int, samples []sampler.Sample, lo, hi int,
+	direct bool, out []byte, perSample, outSize int64, emit emitFunc, b *Batch) error {
+	src, st := &c.plan.Sources[k], &c.src[k]
+	itemSize := int64(src.Array.DType.Size)
+	nRuns := max(len(st.runs), 1)
 	var off int64
 	st.read = st.read[:0]
 	st.dsts = st.dsts[:0]
 	st.datas = st.datas[:0]
-	for ri, r := range st.regions {
+	for ri := lo * nRuns; ri < hi*nRuns; ri++ {
+		r := st.regions[ri]
 		i := ri / nRuns
 		if r.Shape == nil {
 			st.datas = append(st.datas, nil)
@@ -290,13 +331,13 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 		st.datas = append(st.datas, dst)
 	}
 	if len(st.read) > 0 {
-		rs, err := arr.ReadRegionsCached(ctx, c.opts.Cache, st.read, st.dsts)
+		rs, err := src.Array.ReadRegionsCached(ctx, c.opts.Cache, st.read, st.dsts)
 		if err != nil {
 			return fmt.Errorf("cropper: source %s: %w", src.Name, err)
 		}
 		b.Stats.add(rs)
 	}
-	for i := range samples {
+	for i := lo; i < hi; i++ {
 		if direct && !st.clipped[i] {
 			if !c.opts.Raw {
 				fillNaN(out[int64(i)*perSample*outSize:int64(i+1)*perSample*outSize], src.NaNFill)
@@ -304,7 +345,7 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 			continue
 		}
 		dst := out[int64(i)*perSample*outSize : int64(i+1)*perSample*outSize]
-		c.place(src, st, &samples[i].Windows[k], st.regions[i*nRuns:(i+1)*nRuns], st.datas[i*nRuns:(i+1)*nRuns], dst, emit)
+		c.place(src, st, &samples[i].Windows[k], st.regions[i*nRuns:(i+1)*nRuns], st.datas[(i-lo)*nRuns:(i-lo+1)*nRuns], dst, emit)
 	}
 	return nil
 }

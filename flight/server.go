@@ -358,6 +358,11 @@ func (s *Server) GetSchema(ctx context.Context, desc *flight.FlightDescriptor) (
 // send.
 const prefetch = 2
 
+// prefetchMaxBytes is the largest batch a stream prefetches: a bigger one
+// is cropped only once the last is sent. Its sending is then a small part
+// of its cropping, and a second one would double the stream's memory.
+const prefetchMaxBytes = 256 << 20
+
 // croppingShare is the memory a batch costs while cropped beyond its own
 // bytes, as a share of them: the stored-dtype scratch of regions that need
 // conversion, and chunks being decoded.
@@ -440,7 +445,7 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	}
 	defer func() { s.memory.release(held) }()
 	slots := 1
-	if s.memory.tryAcquire(batchBytes) {
+	if batchBytes <= prefetchMaxBytes && s.memory.tryAcquire(batchBytes) {
 		held += batchBytes
 		slots = prefetch
 	}
