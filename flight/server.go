@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,6 +68,8 @@ type Server struct {
 	cache    *zarr.ChunkCache
 	exposure Exposure
 	memory   *memoryBudget
+	// skipped counts the samples skipped under on_error: skip.
+	skipped atomic.Int64
 	// copying sends with arrow-go's flight.Writer instead of the zero-copy
 	// framing: the reference the benchmark compares against.
 	copying bool
@@ -454,13 +457,23 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 		free <- slot{batch: new(cropper.Batch), sent: alreadySent}
 	}
 	ready := make(chan slot, prefetch)
+	var skip *skipper
+	if plan.Spec.OnError == "skip" {
+		skip = &skipper{log: log, total: &s.skipped, maxRun: max(64, 2*plan.BatchSize)}
+	}
 	var producer sync.WaitGroup
 	producer.Add(1)
 	go func() {
 		defer producer.Done()
 		defer close(ready)
 		c := cropper.New(plan, cropper.Options{Raw: t.Request.Raw, Cache: s.cache})
-		for samples := range plan.Batches(t.Request.Split, t.Request.Epoch, shard, nShards) {
+		bt, stop := newBatcher(plan.Batches(t.Request.Split, t.Request.Epoch, shard, nShards))
+		defer stop()
+		for {
+			samples := bt.take(plan.BatchSize)
+			if len(samples) == 0 {
+				return
+			}
 			var sl slot
 			select {
 			case sl = <-free:
@@ -473,6 +486,12 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 				return
 			}
 			sl.err = c.Crop(ctx, samples, sl.batch)
+			if sl.err != nil && skip != nil && ctx.Err() == nil {
+				sl.err = skip.crop(ctx, c, bt, samples, plan.BatchSize, sl.batch)
+				if errors.Is(sl.err, errShardExhausted) {
+					return
+				}
+			}
 			ready <- sl
 			if sl.err != nil {
 				return
@@ -532,7 +551,11 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 		return status.FromContextError(err).Err()
 	}
 	elapsed := time.Since(start)
-	log.Info("stream done", "batches", batches, "samples", samples, "bytes", delivered,
+	var skipped int64
+	if skip != nil {
+		skipped = skip.skipped
+	}
+	log.Info("stream done", "batches", batches, "samples", samples, "skipped", skipped, "bytes", delivered,
 		"seconds", elapsed.Seconds(), "MB/s", float64(delivered)/1e6/elapsed.Seconds(),
 		"chunks", stats.Chunks, "bytes_read", stats.BytesRead, "read_amplification", stats.ReadAmplification())
 	return nil

@@ -126,6 +126,7 @@ func TestInvalidSpecs(t *testing.T) {
 		{"negative std", "std: [1.3]", "std: [-1.3]", "sources.nwp.normalise.std[0]"},
 		{"dropout probability", "probability: 0.1", "probability: 1.5", "sources.sat.dropout.probability"},
 		{"bad out_of_bounds", "out_of_bounds: resample", "out_of_bounds: wrap", "out_of_bounds"},
+		{"bad on_error", "seed: 42", "seed: 42\non_error: ignore", "on_error"},
 		{"wrong type", "batch_size: 4", "batch_size: [4]", "batch_size"},
 		{"huge batch", "batch_size: 4", "batch_size: 65536", "batch_size"},
 	} {
