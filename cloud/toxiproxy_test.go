@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"path/filepath"
@@ -148,5 +149,46 @@ func TestS3ClosedPort(t *testing.T) {
 	}
 	if strings.Contains(got[0].err.Error(), m.SecretKey) {
 		t.Errorf("error %q carries the secret key", got[0].err)
+	}
+}
+
+// MinIO killed mid-read, behind a TCP proxy as a load balancer would be:
+// with the default timeouts the reads left fail within about the connect
+// budget (10 s), not the minutes that retrying every read would take.
+func TestS3MinIOKilledDefaults(t *testing.T) {
+	real := testenv.RealData(t)
+	m := testenv.StartMinIO(t)
+	store := filepath.Join(real, "ocf-nowcasting-2023", "seviri_hrv.zarr")
+	m.Upload(t, "hrv", store, "")
+	proxy, addr := newToxiproxy(t, strings.TrimPrefix(m.Endpoint, "http://"))
+	addToxic(t, proxy, `{"name":"slow","type":"latency","stream":"downstream","attributes":{"latency":50}}`)
+	useMinIO(t, m, "http://"+addr)
+	s, err := OpenS3(t.Context(), "hrv", "", Options{Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs, want := realRequests(t, store)
+	time.AfterFunc(300*time.Millisecond, m.Kill)
+	start := time.Now()
+	got := readAll(t, t.Context(), s, reqs)
+	if elapsed := time.Since(start); elapsed > 13*time.Second {
+		t.Errorf("reads took %v after MinIO died, want about the 10 s connect budget", elapsed)
+	}
+	ok, failed := 0, 0
+	for i, r := range got {
+		if r.err != nil {
+			failed++
+			if !strings.Contains(r.err.Error(), "s3://hrv/"+reqs[i].Key) {
+				t.Errorf("error %q does not name the object", r.err)
+			}
+			continue
+		}
+		ok++
+		if !bytes.Equal(r.data, want[i]) {
+			t.Errorf("%+v: wrong data", reqs[i])
+		}
+	}
+	if ok == 0 || failed == 0 {
+		t.Fatalf("%d reads succeeded and %d failed; want some of each", ok, failed)
 	}
 }
