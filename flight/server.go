@@ -155,7 +155,11 @@ func removeStaleSocket(path string) error {
 		return err
 	}
 	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("%s exists and is not a socket (%s); not removing it", path, fi.Mode().Type())
+		kind := "a file"
+		if fi.IsDir() {
+			kind = "a directory"
+		}
+		return fmt.Errorf("%s is %s, not a socket; not removing it", path, kind)
 	}
 	if conn, err := net.Dial("unix", path); err == nil {
 		conn.Close()

@@ -8,6 +8,7 @@ import os
 import platform
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -285,32 +286,58 @@ def iter_endpoint(client: flight.FlightClient, endpoint: flight.FlightEndpoint) 
     yield from _batches(client.do_get(endpoint.ticket))
 
 
+class _Watchdog:
+    """Cancels a stream's reader once a batch takes longer than timeout
+    seconds to arrive: one thread per stream, waking once a second."""
+
+    def __init__(self, reader: flight.FlightStreamReader, timeout: float) -> None:
+        self.timeout = timeout
+        self.expired = False
+        self._deadline: float | None = None
+        self._stop = threading.Event()
+        self._reader = reader
+        threading.Thread(target=self._watch, name="lsio-loader-watchdog", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(1.0, self.timeout)):
+            deadline = self._deadline
+            if deadline is not None and time.monotonic() > deadline:
+                self.expired = True
+                self._reader.cancel()
+                return
+
+    def arm(self) -> None:
+        self._deadline = time.monotonic() + self.timeout
+
+    def disarm(self) -> None:
+        self._deadline = None
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 def _batches(reader: flight.FlightStreamReader) -> Iterator[pa.RecordBatch]:
     timeout = _batch_timeout()
-    while True:
-        expired = threading.Event()
-
-        def expire() -> None:
-            expired.set()
-            reader.cancel()
-
-        timer = threading.Timer(timeout, expire) if timeout > 0 else None
-        if timer is not None:
-            timer.daemon = True
-            timer.start()
-        try:
-            batch = _freed_memory.next_batch(reader)
-        except StopIteration:
-            return
-        except flight.FlightError as e:
-            if expired.is_set():
-                raise TimeoutError(f"lsio-loader: no batch from the server within {timeout:.0f} s "
-                                   "(LSIO_LOADER_BATCH_TIMEOUT)") from e
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        yield batch
+    watchdog = _Watchdog(reader, timeout) if timeout > 0 else None
+    try:
+        while True:
+            if watchdog is not None:
+                watchdog.arm()
+            try:
+                batch = _freed_memory.next_batch(reader)
+            except StopIteration:
+                return
+            except (flight.FlightError, pa.ArrowException) as e:
+                if watchdog is not None and watchdog.expired:
+                    raise TimeoutError(f"lsio-loader: no batch from the server within {timeout:.0f} s "
+                                       "(LSIO_LOADER_BATCH_TIMEOUT)") from e
+                raise
+            if watchdog is not None:
+                watchdog.disarm()
+            yield batch
+    finally:
+        if watchdog is not None:
+            watchdog.close()
 
 
 def iter_endpoints(client: flight.FlightClient, endpoints: Iterable[flight.FlightEndpoint]) -> Iterator[pa.RecordBatch]:

@@ -75,7 +75,9 @@ def test_frozen_server_fails_the_read_within_30s(loader_bin: str, tmp_path: Path
     spec = write_spec(tmp_path, generic_spec("field.zarr", {"time": 3, "y": 8, "x": 10}, samples=10_000_000, streams=1))
     srv = lsio_loader.Server(binary=loader_bin)
     try:
-        batches = lsio_loader.iter_batches(spec, address=srv.address)
+        endless = write_spec(tmp_path, generic_spec("field.zarr", {"time": 3, "y": 8, "x": 10}, samples=10_000_000, streams=1),
+                             name="endless.yaml")
+        batches = lsio_loader.iter_batches(endless, address=srv.address)
         next(batches)
         os.kill(srv.pid, signal.SIGSTOP)
         frozen = time.monotonic()
@@ -88,3 +90,29 @@ def test_frozen_server_fails_the_read_within_30s(loader_bin: str, tmp_path: Path
     finally:
         os.kill(srv.pid, signal.SIGCONT)
         srv.close()
+
+
+def test_batch_deadline(loader_bin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream that delivers no batch within LSIO_LOADER_BATCH_TIMEOUT
+    fails with TimeoutError, however alive its connection."""
+    monkeypatch.setenv("LSIO_LOADER_BATCH_TIMEOUT", "2")
+    write_v3_zstd(tmp_path / "field.zarr", field_values((9, 40, 36)), (2, 16, 16), ["time", "y", "x"])
+    spec = write_spec(tmp_path, generic_spec("field.zarr", {"time": 3, "y": 8, "x": 10}, samples=40, streams=1))
+    with lsio_loader.Server(binary=loader_bin) as srv:
+        batches = lsio_loader.iter_batches(spec, address=srv.address)
+        assert len(next(batches)["epoch_index"]) == 4
+        time.sleep(3)  # the consumer's pause is not the server's: no timeout
+        assert sum(len(b["epoch_index"]) for b in batches) == 36
+        endless = write_spec(tmp_path, generic_spec("field.zarr", {"time": 3, "y": 8, "x": 10}, samples=10_000_000, streams=1),
+                             name="endless.yaml")
+        batches = lsio_loader.iter_batches(endless, address=srv.address)
+        next(batches)
+        os.kill(srv.pid, signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            with pytest.raises(TimeoutError, match="LSIO_LOADER_BATCH_TIMEOUT"):
+                for _ in batches:
+                    pass
+            assert time.monotonic() - start < 10
+        finally:
+            os.kill(srv.pid, signal.SIGCONT)
