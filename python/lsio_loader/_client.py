@@ -296,7 +296,8 @@ class _Watchdog:
         self._deadline: float | None = None
         self._stop = threading.Event()
         self._reader = reader
-        threading.Thread(target=self._watch, name="lsio-loader-watchdog", daemon=True).start()
+        self._thread = threading.Thread(target=self._watch, name="lsio-loader-watchdog", daemon=True)
+        self._thread.start()
 
     def _watch(self) -> None:
         while not self._stop.wait(min(1.0, self.timeout)):
@@ -314,6 +315,8 @@ class _Watchdog:
 
     def close(self) -> None:
         self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
 
 
 def _batches(reader: flight.FlightStreamReader) -> Iterator[pa.RecordBatch]:
