@@ -31,13 +31,23 @@ type Options struct {
 	CoalesceGap int64
 	// MaxCoalesced bounds the size of one merged GET. Default 16 MiB.
 	MaxCoalesced int64
+	// ConnectTimeout bounds connecting to the endpoint: one dial, and all
+	// retries of a GET while the endpoint refuses or resets connections or
+	// leaves them unanswered, so that a closed port fails within it.
+	// Default 10 s.
+	ConnectTimeout time.Duration
+	// FirstByteTimeout bounds the wait for a response's headers, so that
+	// an endpoint that accepts and never answers fails within it (no retry
+	// follows once ConnectTimeout has passed). Default 20 s.
+	FirstByteTimeout time.Duration
 	// RequestTimeout bounds one attempt, body included. Default 30 s.
 	RequestTimeout time.Duration
-	// RetryTimeout bounds all attempts at one GET together; past it the
-	// read fails with the last error. Once every attempt at the server has
-	// failed for longer than this, GETs fail at once (one at a time still
-	// probes it), so that a dead server fails a whole batch within about
-	// RetryTimeout. Default 2 min.
+	// RetryTimeout bounds all attempts at one GET together while the
+	// endpoint answers with throttling or 5xx; past it the read fails with
+	// the last error. Once every attempt at the server has failed for
+	// longer than the budget of its failure, GETs fail at once (one at a
+	// time still probes it), so that a dead server fails a whole batch
+	// within about that budget. Default 1 min.
 	RetryTimeout time.Duration
 	// Anonymous sends unsigned S3 requests, for public buckets.
 	Anonymous bool
@@ -56,11 +66,17 @@ func (o Options) withDefaults() Options {
 	if o.MaxCoalesced <= 0 {
 		o.MaxCoalesced = 16 << 20
 	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.FirstByteTimeout <= 0 {
+		o.FirstByteTimeout = 20 * time.Second
+	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 30 * time.Second
 	}
 	if o.RetryTimeout <= 0 {
-		o.RetryTimeout = 2 * time.Minute
+		o.RetryTimeout = time.Minute
 	}
 	if o.MaxObjectBytes <= 0 {
 		o.MaxObjectBytes = 1 << 30
@@ -75,13 +91,13 @@ func tuneTransport(t *http.Transport, o Options) {
 	t.MaxIdleConnsPerHost = o.Concurrency
 	t.MaxConnsPerHost = o.Concurrency
 	t.IdleConnTimeout = 90 * time.Second
-	t.ResponseHeaderTimeout = o.RequestTimeout
+	t.ResponseHeaderTimeout = o.FirstByteTimeout
 	t.TLSHandshakeTimeout = 10 * time.Second
 	t.ExpectContinueTimeout = time.Second
 	// Ranges are of the stored bytes: a transparently decompressed body
 	// would have other offsets.
 	t.DisableCompression = true
-	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.DialContext = (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
 	t.WriteBufferSize = 64 << 10
 	t.ReadBufferSize = 256 << 10
 }
@@ -244,12 +260,12 @@ func (e *engine) fetch(ctx context.Context, key string, rng zarr.ByteRange) ([]b
 		return []byte{}, nil
 	}
 	start := time.Now()
-	if down := e.failingFor(start); down > e.opts.RetryTimeout {
+	var last error = errors.New("unknown")
+	if p := e.lastFailure.Load(); p != nil {
+		last = *p
+	}
+	if down := e.failingFor(start); down > e.budget(last) {
 		if !e.probing.CompareAndSwap(false, true) {
-			var last error = errors.New("unknown")
-			if p := e.lastFailure.Load(); p != nil {
-				last = *p
-			}
 			return nil, fmt.Errorf("cloud: GET %s (%s): not sent, the server has failed every request for %v, lately with: %w",
 				e.g.url(key), describe(rng), down.Round(time.Millisecond), last)
 		}
@@ -281,14 +297,15 @@ func (e *engine) fetch(ctx context.Context, key string, rng zarr.ByteRange) ([]b
 		now := time.Now()
 		e.lastFailure.Store(&err)
 		e.failingSince.CompareAndSwap(0, now.UnixNano())
-		if down := e.failingFor(now); down > e.opts.RetryTimeout {
+		budget := e.budget(err)
+		if down := e.failingFor(now); down > budget {
 			return nil, fmt.Errorf("cloud: GET %s (%s): not retried, the server has failed every request for %v: %w",
 				e.g.url(key), describe(rng), down.Round(time.Millisecond), err)
 		}
 		// Full jitter: a sleep drawn from [0, 50ms·2^attempt), capped at
 		// 5 s, so that many readers throttled together come back spread out.
 		backoff := time.Duration(rand.Int64N(int64(min(50*time.Millisecond<<min(attempt, 10), 5*time.Second))))
-		if time.Now().Add(backoff).After(deadline) {
+		if now.Add(backoff).After(start.Add(budget)) || now.Add(backoff).After(deadline) {
 			return nil, fmt.Errorf("cloud: GET %s (%s): gave up after %d attempts in %v: %w",
 				e.g.url(key), describe(rng), attempt, time.Since(start).Round(time.Millisecond), err)
 		}
@@ -298,6 +315,30 @@ func (e *engine) fetch(ctx context.Context, key string, rng zarr.ByteRange) ([]b
 			return nil, fmt.Errorf("cloud: GET %s (%s): %w", e.g.url(key), describe(rng), ctx.Err())
 		}
 	}
+}
+
+// budget is how long a GET failing with err is retried: an endpoint that
+// cannot be reached gets ConnectTimeout, one that answers with throttling
+// or 5xx gets RetryTimeout.
+func (e *engine) budget(err error) time.Duration {
+	if unreachable(err) {
+		return e.opts.ConnectTimeout
+	}
+	return e.opts.RetryTimeout
+}
+
+// unreachable says whether err is a failure to get any answer at all:
+// refused, reset or unanswered connections, rather than a status.
+func unreachable(err error) bool {
+	var status statusCoder
+	if errors.As(err, &status) && status.HTTPStatusCode() != 0 {
+		return false
+	}
+	var code errorCoder
+	if errors.As(err, &code) && code.ErrorCode() != "" {
+		return false
+	}
+	return retryable(err) && !errors.Is(err, errTruncated)
 }
 
 // errTruncated marks a body that ended before the bytes its headers

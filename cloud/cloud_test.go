@@ -246,7 +246,7 @@ func TestS3Faults(t *testing.T) {
 	always := func(fault string) func(int64) string { return func(int64) string { return fault } }
 	// Few GETs in flight, so that MinIO on a small machine answers well
 	// within the short timeouts.
-	fast := Options{Concurrency: 16, RequestTimeout: 500 * time.Millisecond, RetryTimeout: 1500 * time.Millisecond}
+	fast := Options{Concurrency: 16, RequestTimeout: 500 * time.Millisecond, RetryTimeout: 1500 * time.Millisecond, ConnectTimeout: 1500 * time.Millisecond}
 
 	for _, tc := range []struct {
 		name    string
@@ -256,12 +256,14 @@ func TestS3Faults(t *testing.T) {
 		maxTime time.Duration
 	}{
 		{"503 SlowDown is retried", firstN(20, slowDown), Options{}, "", 10 * time.Second},
+		{"500 InternalError is retried", firstN(20, internal), Options{}, "", 10 * time.Second},
 		{"reset mid-body is retried", firstN(20, resetMid), Options{}, "", 10 * time.Second},
 		{"truncated body is retried", firstN(20, truncate), Options{}, "", 10 * time.Second},
 		{"stalled response times out and is retried", firstN(5, stall), fast, "", 5 * time.Second},
 		{"always truncated gives an error", always(truncate), fast, "truncated body", 8 * time.Second},
 		{"always reset gives an error", always(resetMid), fast, "connection reset", 8 * time.Second},
 		{"always SlowDown gives an error", always(slowDown), fast, "SlowDown", 8 * time.Second},
+		{"always 500 gives an error", always(internal), fast, "InternalError", 8 * time.Second},
 		{"always stalled gives an error", always(stall), fast, "deadline exceeded|timeout awaiting response headers", 8 * time.Second},
 		{"short answer is an error, not short data", always(shortLength), fast, "past the end|asked for the last", 8 * time.Second},
 	} {
@@ -313,7 +315,7 @@ func TestS3MinIOKilledMidRead(t *testing.T) {
 	proxy := newFaultProxy(t, strings.TrimPrefix(m.Endpoint, "http://"), func(int64) string { return pass })
 	proxy.delay = 50 * time.Millisecond
 	useMinIO(t, m, proxy.srv.URL)
-	s, err := OpenS3(t.Context(), "hrv", "", Options{Concurrency: 4, RequestTimeout: 500 * time.Millisecond, RetryTimeout: 2 * time.Second})
+	s, err := OpenS3(t.Context(), "hrv", "", Options{Concurrency: 4, RequestTimeout: 500 * time.Millisecond, RetryTimeout: 2 * time.Second, ConnectTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -17,6 +18,8 @@ type HTTPStore struct {
 	*engine
 	client *http.Client
 	base   string // without a trailing "/"
+	// shown is base with any password redacted, for errors and logs.
+	shown string
 }
 
 var _ zarr.Store = (*HTTPStore)(nil)
@@ -25,18 +28,18 @@ var _ zarr.Store = (*HTTPStore)(nil)
 func OpenHTTP(ctx context.Context, baseURL string, opts Options) (*HTTPStore, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("cloud: open %q: not an http(s) URL with a host", baseURL)
+		return nil, errors.New("cloud: open: not an http(s) URL with a host")
 	}
 	opts = opts.withDefaults()
-	s := &HTTPStore{client: newHTTPClient(opts), base: strings.TrimRight(baseURL, "/")}
+	s := &HTTPStore{client: newHTTPClient(opts), base: strings.TrimRight(baseURL, "/"), shown: strings.TrimRight(u.Redacted(), "/")}
 	s.engine = newEngine(s, opts)
 	return s, nil
 }
 
 // String names the store as its base URL.
-func (s *HTTPStore) String() string { return s.base }
+func (s *HTTPStore) String() string { return s.shown }
 
-func (s *HTTPStore) url(key string) string { return s.base + "/" + key }
+func (s *HTTPStore) url(key string) string { return s.shown + "/" + key }
 
 // ReadBatch issues ranged GETs for reqs, merging nearby ranges of one
 // object, with up to Concurrency in flight; done is called from many
@@ -60,7 +63,7 @@ func (s *HTTPStore) List(ctx context.Context, prefix string) ([]string, error) {
 }
 
 func (s *HTTPStore) get(ctx context.Context, key string, rng zarr.ByteRange) (*response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url(key), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/"+key, nil)
 	if err != nil {
 		return nil, err
 	}

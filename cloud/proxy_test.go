@@ -20,6 +20,7 @@ const (
 	truncate    = "truncated body"
 	shortLength = "short length"
 	stall       = "stall"
+	internal    = "500 InternalError"
 )
 
 // faultProxy is a reverse proxy on 127.0.0.1 in front of MinIO that breaks
@@ -70,6 +71,11 @@ func (p *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+		return
+	case internal:
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>`)
 		return
 	case stall:
 		<-r.Context().Done()

@@ -86,6 +86,9 @@ type Cropper struct {
 	opts Options
 	src  []sourceState
 	row  []float32
+	// minScratch is the least scratch a group of samples may use (see
+	// cropSource); tests lower it to crop in many groups.
+	minScratch int64
 }
 
 // sourceState is the per-source scratch reused between batches.
@@ -125,7 +128,7 @@ type sourceState struct {
 
 // New returns a Cropper for plan.
 func New(plan *sampler.Plan, opts Options) *Cropper {
-	c := &Cropper{plan: plan, opts: opts, src: make([]sourceState, len(plan.Sources))}
+	c := &Cropper{plan: plan, opts: opts, src: make([]sourceState, len(plan.Sources)), minScratch: 64 << 20}
 	for i := range plan.Sources {
 		s := &plan.Sources[i]
 		st := &c.src[i]
@@ -291,8 +294,10 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 				}
 				lo, hi := max(wlo, 0), min(whi, arr.Shape[d])
 				if src.Periodic != nil && src.Periodic[d] && wlo >= 0 && wlo < arr.Shape[d] && whi-wlo <= arr.Shape[d] {
-					// Read whole across the seam: see wrapRead.
+					// Read whole across the seam (see wrapRead), through
+					// scratch.
 					lo, hi = wlo, whi
+					clipped = clipped || whi > arr.Shape[d]
 				}
 				if lo != wlo || hi != whi {
 					clipped = true
@@ -316,13 +321,52 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 	// Generic windows that fill their whole window and need no conversion
 	// are read straight into the output: no copy.
 	direct := src.Axes == nil && (c.opts.Raw || st.inPlace)
-	st.scratch = grow(st.scratch, scratchLen)
+	// The others are read into scratch, then converted: in groups of
+	// samples whose scratch is at most a quarter of the output (or 64
+	// MiB), so that a big batch costs about 1.5× its bytes rather than
+	// twice (chunks shared across groups are then read once per group).
+	scratchCap := max(int64(len(out))/4, c.minScratch)
+	st.scratch = grow(st.scratch, min(scratchLen, scratchCap))
+	for lo := 0; lo < len(samples); {
+		hi, need := lo, int64(0)
+		for ; hi < len(samples); hi++ {
+			n := int64(0)
+			if !direct || st.clipped[hi] {
+				for _, r := range st.regions[hi*nRuns : (hi+1)*nRuns] {
+					if r.Shape != nil {
+						n += prod(r.Shape) * itemSize
+					}
+				}
+			}
+			if hi > lo && need+n > scratchCap {
+				break
+			}
+			need += n
+		}
+		st.scratch = grow(st.scratch, max(need, int64(len(st.scratch))))
+		if err := c.cropSamples(ctx, k, samples, lo, hi, direct, out, perSample, outSize, b); err != nil {
+			return err
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// cropSamples reads and places samples[lo:hi] of one source, whose
+// regions and clipping cropSource has worked out.
+func (c *Cropper) cropSamples(ctx context.Context, k int, samples []sampler.Sample, lo, hi int,
+	direct bool, out []byte, perSample, outSize int64, b *Batch) error {
+	src, st := &c.plan.Sources[k], &c.src[k]
+	arr := src.Array
+	itemSize := int64(arr.DType.Size)
+	nRuns := max(len(st.runs), 1)
 	var off int64
 	st.read = st.read[:0]
 	st.dsts = st.dsts[:0]
 	st.datas = st.datas[:0]
 	st.wraps = st.wraps[:0]
-	for ri, r := range st.regions {
+	for ri := lo * nRuns; ri < hi*nRuns; ri++ {
+		r := st.regions[ri]
 		i := ri / nRuns
 		if r.Shape == nil {
 			st.datas = append(st.datas, nil)
@@ -336,7 +380,6 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 			st.read = append(st.read, wr.pieces[0], wr.pieces[1])
 			st.dsts = append(st.dsts, wr.data[0], wr.data[1])
 			st.datas = append(st.datas, wr.dst)
-			st.clipped[i] = true
 			continue
 		}
 		var dst []byte
@@ -352,7 +395,7 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 		st.datas = append(st.datas, dst)
 	}
 	if len(st.read) > 0 {
-		rs, err := arr.ReadRegionsCached(ctx, c.opts.Cache, st.read, st.dsts)
+		rs, err := src.Array.ReadRegionsCached(ctx, c.opts.Cache, st.read, st.dsts)
 		if err != nil {
 			return fmt.Errorf("cropper: source %s: %w", src.Name, err)
 		}
@@ -361,7 +404,7 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 	for _, wr := range st.wraps {
 		wr.stitch()
 	}
-	for i := range samples {
+	for i := lo; i < hi; i++ {
 		if direct && !st.clipped[i] {
 			if !c.opts.Raw {
 				transform.FillNaN{Value: st.fill}.ApplyFloat32LE(out[int64(i)*perSample*outSize : int64(i+1)*perSample*outSize])
@@ -369,7 +412,7 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 			continue
 		}
 		dst := out[int64(i)*perSample*outSize : int64(i+1)*perSample*outSize]
-		c.place(src, st, &samples[i].Windows[k], st.regions[i*nRuns:(i+1)*nRuns], st.datas[i*nRuns:(i+1)*nRuns], dst)
+		c.place(src, st, &samples[i].Windows[k], st.regions[i*nRuns:(i+1)*nRuns], st.datas[(i-lo)*nRuns:(i-lo+1)*nRuns], dst)
 	}
 	return nil
 }

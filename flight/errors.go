@@ -27,7 +27,10 @@ func grpcError(err error) error {
 	}
 	var code codes.Code
 	var reqErr requestError
+	var permErr permissionError
 	switch {
+	case errors.As(err, &permErr):
+		code = codes.PermissionDenied
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -43,6 +46,14 @@ type Options struct {
 	// experiment of the server: chunks that later batches touch again
 	// are neither read nor decoded again.
 	Cache *zarr.ChunkCache
+	// Memory bounds the bytes of batches in flight across all streams
+	// (0: no bound); a stream that cannot fit waits up to MemoryWait
+	// (default 30 s), then fails with ResourceExhausted.
+	Memory     int64
+	MemoryWait time.Duration
+	// Exposure says who may call and which stores and files specs may
+	// name; the zero value: anyone who can connect, anything readable.
+	Exposure Exposure
 }
 
 // Server answers Flight requests for experiment specs. It is safe for
@@ -50,11 +61,15 @@ type Options struct {
 type Server struct {
 	flight.BaseFlightServer
 
-	log    *slog.Logger
-	stores *storeCache
-	plans  *lru[*sampler.Plan]
-	grace  time.Duration
-	cache  *zarr.ChunkCache
+	log      *slog.Logger
+	stores   *storeCache
+	plans    *lru[*sampler.Plan]
+	grace    time.Duration
+	cache    *zarr.ChunkCache
+	exposure Exposure
+	memory   *memoryBudget
+	// skipped counts the samples skipped under on_error: skip.
+	skipped atomic.Int64
 	// copying sends with arrow-go's flight.Writer instead of the zero-copy
 	// framing: the reference the benchmark compares against.
 	copying bool
@@ -68,15 +83,20 @@ func New(opts Options) *Server {
 	if opts.Plans <= 0 {
 		opts.Plans = 16
 	}
+	if opts.MemoryWait <= 0 {
+		opts.MemoryWait = 30 * time.Second
+	}
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 2 * time.Second
 	}
 	return &Server{
-		log:    opts.Logger,
-		stores: &storeCache{open: opts.Open, stores: make(map[string]zarr.Store)},
-		plans:  newLRU[*sampler.Plan](opts.Plans),
-		grace:  opts.ShutdownGrace,
-		cache:  opts.Cache,
+		log:      opts.Logger,
+		stores:   &storeCache{open: opts.Open, stores: make(map[string]zarr.Store)},
+		plans:    newLRU[*sampler.Plan](opts.Plans),
+		grace:    opts.ShutdownGrace,
+		cache:    opts.Cache,
+		exposure: opts.Exposure,
+		memory:   newMemoryBudget(opts.Memory, opts.MemoryWait),
 	}
 }
 
@@ -95,8 +115,10 @@ func grpcOptions() []grpc.ServerOption {
 }
 
 // Listen opens addr: "unix:///path/to.sock" or "tcp://host:port". A unix
-// socket file left behind by a dead server is replaced; one a live server
-// answers on is an error. Closing the listener removes the socket file.
+// socket is created owner-only (0600). A socket file left behind by a dead
+// server is replaced; one a live server answers on, or anything that is not
+// a socket, is an error and left alone. Closing the listener removes the
+// socket file.
 func Listen(addr string) (net.Listener, error) {
 	switch {
 	case strings.HasPrefix(addr, "unix://"):
@@ -104,20 +126,14 @@ func Listen(addr string) (net.Listener, error) {
 		if path == "" {
 			return nil, fmt.Errorf("listen %q: empty socket path", addr)
 		}
-		if _, err := os.Stat(path); err == nil {
-			if conn, err := net.Dial("unix", path); err == nil {
-				conn.Close()
-				return nil, fmt.Errorf("listen %q: a server is already listening there", addr)
-			}
-			if err := os.Remove(path); err != nil {
-				return nil, fmt.Errorf("listen %q: removing stale socket: %w", addr, err)
-			}
+		if err := removeStaleSocket(path); err != nil {
+			return nil, fmt.Errorf("listen %q: %w", addr, err)
 		}
-		lis, err := net.Listen("unix", path)
+		lis, err := listenOwnerOnly(path)
 		if err != nil {
 			return nil, fmt.Errorf("listen %q: %w", addr, err)
 		}
-		return bigSendBuffers{lis.(*net.UnixListener)}, nil
+		return bigSendBuffers{lis}, nil
 	case strings.HasPrefix(addr, "tcp://"):
 		lis, err := net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
 		if err != nil {
@@ -126,6 +142,51 @@ func Listen(addr string) (net.Listener, error) {
 		return lis, nil
 	}
 	return nil, fmt.Errorf("listen %q: want unix:///path or tcp://host:port", addr)
+}
+
+// removeStaleSocket removes the socket file at path if no server answers
+// on it; anything else there is refused, never deleted.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		kind := "a file"
+		if fi.IsDir() {
+			kind = "a directory"
+		}
+		return fmt.Errorf("%s is %s, not a socket; not removing it", path, kind)
+	}
+	if conn, err := net.Dial("unix", path); err == nil {
+		conn.Close()
+		return errors.New("a server is already listening there")
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("removing stale socket: %w", err)
+	}
+	return nil
+}
+
+// listenOwnerOnly binds a unix socket that only its owner may connect to:
+// the umask keeps it from ever existing with wider permissions (a
+// connection made before a chmod would be accepted), the chmod covers a
+// umask that another goroutine changed meanwhile.
+func listenOwnerOnly(path string) (*net.UnixListener, error) {
+	old := syscall.Umask(0o177)
+	lis, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("making the socket owner-only: %w", err)
+	}
+	return lis.(*net.UnixListener), nil
 }
 
 // unixSendBuffer is the socket send buffer asked for on unix connections
@@ -152,7 +213,8 @@ func (l bigSendBuffers) Accept() (net.Conn, error) {
 // finish for the shutdown grace before cutting them off, and closes lis
 // (removing a unix socket file). A cancelled ctx is a clean exit: nil.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	gs := grpc.NewServer(append(grpcOptions(), grpc.ForceServerCodecV2(newCodec()))...)
+	opts := append(grpcOptions(), s.exposure.serverOptions()...)
+	gs := grpc.NewServer(append(opts, grpc.ForceServerCodecV2(newCodec()))...)
 	flight.RegisterFlightServiceServer(gs, s)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
@@ -217,6 +279,9 @@ func (s *Server) plan(ctx context.Context, req *Request) (*sampler.Plan, error) 
 	spec, err := sampler.ParseSpec([]byte(req.Spec), dir)
 	if err != nil {
 		return nil, requestError{err}
+	}
+	if err := s.exposure.Allow.checkSpec(spec); err != nil {
+		return nil, err
 	}
 	p, err := sampler.NewPlan(ctx, spec, s.stores.get)
 	if err != nil {
@@ -295,9 +360,20 @@ func (s *Server) GetSchema(ctx context.Context, desc *flight.FlightDescriptor) (
 	return &flight.SchemaResult{Schema: info.Schema}, nil
 }
 
-// prefetch is how many batches a stream holds: one being sent while the
-// next is cropped.
+// prefetch is how many batches a stream holds when memory allows: one
+// being sent while the next is cropped. With one, cropping waits for the
+// send.
 const prefetch = 2
+
+// prefetchMaxBytes is the largest batch a stream prefetches: a bigger one
+// is cropped only once the last is sent. Its sending is then a small part
+// of its cropping, and a second one would double the stream's memory.
+const prefetchMaxBytes = 256 << 20
+
+// croppingShare is the memory a batch costs while cropped beyond its own
+// bytes, as a share of them: the stored-dtype scratch of regions that need
+// conversion, and chunks being decoded.
+const croppingShare = 0.5
 
 // slot is one of a stream's batches; sent is closed once the transport no
 // longer reads its buffers, so that they may be cropped into again.
@@ -366,18 +442,42 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	shard, nShards := t.shard()
 	log := s.log.With("split", t.Request.Split, "epoch", t.Request.Epoch, "shard", shard, "shards", nShards)
 
+	// The first batch waits for memory; the second, sent while the next is
+	// cropped, is only taken when memory is free now.
+	batchBytes := recordBytes(schema, plan.BatchSize)
+	held := batchBytes + int64(float64(batchBytes)*croppingShare)
+	if err := s.memory.acquire(ctx, held, describeBatch(plan.BatchSize, batchBytes)); err != nil {
+		log.Warn("stream refused", "err", err)
+		return err
+	}
+	defer func() { s.memory.release(held) }()
+	slots := 1
+	if batchBytes <= prefetchMaxBytes && s.memory.tryAcquire(batchBytes) {
+		held += batchBytes
+		slots = prefetch
+	}
 	free := make(chan slot, prefetch)
-	for range prefetch {
+	for range slots {
 		free <- slot{batch: new(cropper.Batch), sent: alreadySent}
 	}
 	ready := make(chan slot, prefetch)
+	var skip *skipper
+	if plan.Spec.OnError == "skip" {
+		skip = &skipper{log: log, total: &s.skipped, maxRun: max(64, 2*plan.BatchSize)}
+	}
 	var producer sync.WaitGroup
 	producer.Add(1)
 	go func() {
 		defer producer.Done()
 		defer close(ready)
 		c := cropper.New(plan, cropper.Options{Raw: t.Request.Raw, Cache: s.cache})
-		for samples := range plan.Batches(t.Request.Split, t.Request.Epoch, shard, nShards) {
+		bt, stop := newBatcher(plan.Batches(t.Request.Split, t.Request.Epoch, shard, nShards))
+		defer stop()
+		for {
+			samples := bt.take(plan.BatchSize)
+			if len(samples) == 0 {
+				return
+			}
 			var sl slot
 			select {
 			case sl = <-free:
@@ -390,6 +490,12 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 				return
 			}
 			sl.err = c.Crop(ctx, samples, sl.batch)
+			if sl.err != nil && skip != nil && ctx.Err() == nil {
+				sl.err = skip.crop(ctx, c, bt, samples, plan.BatchSize, sl.batch)
+				if errors.Is(sl.err, errShardExhausted) {
+					return
+				}
+			}
 			ready <- sl
 			if sl.err != nil {
 				return
@@ -446,7 +552,11 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 		return status.FromContextError(err).Err()
 	}
 	elapsed := time.Since(start)
-	log.Info("stream done", "batches", batches, "samples", samples, "bytes", delivered,
+	var skipped int64
+	if skip != nil {
+		skipped = skip.skipped
+	}
+	log.Info("stream done", "batches", batches, "samples", samples, "skipped", skipped, "bytes", delivered,
 		"seconds", elapsed.Seconds(), "MB/s", float64(delivered)/1e6/elapsed.Seconds(),
 		"chunks", stats.Chunks, "missing", stats.Missing, "cache_hits", stats.CacheHits,
 		"bytes_read", stats.BytesRead, "read_amplification", stats.ReadAmplification())

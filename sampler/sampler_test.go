@@ -126,6 +126,7 @@ func TestInvalidSpecs(t *testing.T) {
 		{"negative std", "std: [1.3]", "std: [-1.3]", "sources.nwp.normalise.std[0]"},
 		{"dropout probability", "probability: 0.1", "probability: 1.5", "sources.sat.dropout.probability"},
 		{"bad out_of_bounds", "out_of_bounds: resample", "out_of_bounds: wrap", "out_of_bounds"},
+		{"bad on_error", "seed: 42", "seed: 42\non_error: ignore", "on_error"},
 		{"wrong type", "batch_size: 4", "batch_size: [4]", "batch_size"},
 		{"huge batch", "batch_size: 4", "batch_size: 65536", "batch_size"},
 	} {
@@ -305,5 +306,43 @@ func TestNWPDropoutUsesOlderRun(t *testing.T) {
 	}
 	if older == 0 {
 		t.Error("no sample fell back to an older run")
+	}
+}
+
+// A sites file can be anything the server may read: its errors name the
+// file and line, never what the file holds.
+func TestReadSitesQuotesNoContents(t *testing.T) {
+	const secret = "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG"
+	dir := t.TempDir()
+	files := map[string]string{
+		"env-like": "PATH=/usr/bin\x00" + secret + "\x00HOME=/root\x00",
+		"bad-row":  "lat,lon\n51.5,-0.1\n" + secret + "," + secret + "\n",
+		"wide-row": "lat,lon\n51.5,-0.1," + secret + "\n",
+	}
+	var paths []string
+	for name, text := range files {
+		p := filepath.Join(dir, name+".csv")
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	for _, p := range append(paths, "/etc/passwd", "/proc/self/environ") {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			content, err := os.ReadFile(p)
+			if err != nil {
+				t.Skipf("%s unreadable here: %v", p, err)
+			}
+			_, err = readSites(p)
+			if err == nil {
+				t.Fatalf("readSites(%s) accepted it", p)
+			}
+			msg := strings.TrimPrefix(err.Error(), p)
+			for _, field := range strings.FieldsFunc(string(content), func(r rune) bool { return r == 0 || r == '\n' || r == ',' }) {
+				if len(field) >= 6 && strings.Contains(msg, field) {
+					t.Fatalf("readSites(%s) error %q quotes the file's %q", p, err, field)
+				}
+			}
+		})
 	}
 }

@@ -38,7 +38,9 @@ func readSites(path string) ([]location, error) {
 		}
 	}
 	if latCol < 0 || lonCol < 0 {
-		return nil, fmt.Errorf("%s: the header %v needs lat and lon columns", path, header)
+		// The header found is not quoted: the file may be anything the
+		// server can read, and only what the spec wrote is echoed back.
+		return nil, fmt.Errorf("%s: the header (line 1) needs a lat (or latitude) and a lon (or longitude) column", path)
 	}
 	var out []location
 	for line := 2; ; line++ {
@@ -52,7 +54,7 @@ func readSites(path string) ([]location, error) {
 		lat, err1 := strconv.ParseFloat(strings.TrimSpace(rec[latCol]), 64)
 		lon, err2 := strconv.ParseFloat(strings.TrimSpace(rec[lonCol]), 64)
 		if err1 != nil || err2 != nil || !(math.Abs(lat) <= 90) || !(math.Abs(lon) <= 360) {
-			return nil, fmt.Errorf("%s: line %d: lat %q, lon %q are not valid degrees", path, line, rec[latCol], rec[lonCol])
+			return nil, fmt.Errorf("%s: line %d: lat and lon must be degrees within ±90 and ±360", path, line)
 		}
 		if len(out) == maxSites {
 			return nil, fmt.Errorf("%s: more than %d sites", path, maxSites)

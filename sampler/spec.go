@@ -45,6 +45,10 @@ type Spec struct {
 	// Locality, when set, makes consecutive samples of a batch share their
 	// t0 so that they share chunk reads; see LocalitySpec.
 	Locality *LocalitySpec `yaml:"locality"`
+	// OnError is "raise" (default: a sample whose chunk is corrupt or
+	// unreadable fails its stream) or "skip" (the sample is logged with
+	// the chunk, counted, and replaced by the next one).
+	OnError string `yaml:"on_error"`
 }
 
 // LocalitySpec trades batch diversity for fewer chunk reads: the epoch is
@@ -354,6 +358,13 @@ func (s *Spec) normalise(baseDir string) error {
 	}
 	if s.T0Resolution < 0 {
 		return fmt.Errorf("t0_resolution: %v is negative", time.Duration(s.T0Resolution))
+	}
+	switch s.OnError {
+	case "":
+		s.OnError = "raise"
+	case "raise", "skip":
+	default:
+		return fmt.Errorf("on_error: %q is not raise or skip", s.OnError)
 	}
 	switch s.OutOfBounds {
 	case "":

@@ -9,10 +9,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/lsio-loader/lsio-loader/cloud"
 	"github.com/lsio-loader/lsio-loader/flight"
 	"github.com/lsio-loader/lsio-loader/store"
 	"github.com/lsio-loader/lsio-loader/zarr"
@@ -28,6 +31,17 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	logLevel := fs.String("log-level", "info", "least severe log level written to stderr: debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of the whole run to this file on shutdown")
 	cacheSize := fs.String("cache", "0", "memory for decoded chunks kept across batches, streams and experiments, e.g. 8GiB (0: none)")
+	memory := fs.String("memory", "", "memory for batches in flight across all clients, e.g. 16GiB; also the Go runtime's soft limit (default: 3/4 of the machine's or cgroup's memory; 0: unbounded)")
+	var cloudOpts cloud.Options
+	fs.DurationVar(&cloudOpts.ConnectTimeout, "store-connect-timeout", 10*time.Second, "how long an S3/HTTP endpoint that refuses or drops connections is retried")
+	fs.DurationVar(&cloudOpts.FirstByteTimeout, "store-first-byte-timeout", 20*time.Second, "how long to wait for an S3/HTTP response's headers")
+	fs.DurationVar(&cloudOpts.RetryTimeout, "store-retry-budget", time.Minute, "how long one read is retried while S3/HTTP throttles or answers 5xx")
+	var expo flight.ExposureConfig
+	fs.Func("allow", "a root specs may read below: a directory, s3://bucket/prefix or https://host/prefix (repeatable; needed for tcp://)",
+		func(v string) error { expo.Allow = append(expo.Allow, v); return nil })
+	fs.StringVar(&expo.TLSCert, "tls-cert", "", "PEM certificate for TLS (with -tls-key; needed off the loopback interface)")
+	fs.StringVar(&expo.TLSKey, "tls-key", "", "PEM private key for TLS")
+	fs.StringVar(&expo.TokenFile, "token-file", "", "file whose first line is the bearer token every call must carry (needed off the loopback interface)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -37,6 +51,15 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	cacheBytes, err := parseByteSize(*cacheSize)
 	if err != nil {
 		return fmt.Errorf("-cache: %w", err)
+	}
+	memBytes := flight.DefaultMemory()
+	if *memory != "" {
+		if memBytes, err = parseByteSize(*memory); err != nil {
+			return fmt.Errorf("-memory: %w", err)
+		}
+	}
+	if memBytes > 0 {
+		debug.SetMemoryLimit(memBytes + cacheBytes)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -50,16 +73,24 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		defer stop(log)
 	}
+	expo.Listen = *listen
+	exposure, err := flight.NewExposure(expo)
+	if err != nil {
+		return err
+	}
 	lis, err := flight.Listen(*listen)
 	if err != nil {
 		return err
 	}
-	opts := flight.Options{Open: openStore, Plans: *plans, Logger: log}
+	open := func(ctx context.Context, url string) (zarr.Store, error) {
+		return store.Open(ctx, url, store.Options{Cloud: cloudOpts})
+	}
+	opts := flight.Options{Open: open, Plans: *plans, Logger: log, Exposure: exposure, Memory: memBytes}
 	if cacheBytes > 0 {
 		opts.Cache = zarr.NewChunkCache(cacheBytes)
 	}
 	srv := flight.New(opts)
-	log.Info("serving", "addr", *listen, "pid", os.Getpid())
+	log.Info("serving", "addr", *listen, "pid", os.Getpid(), "memory_MB", memBytes>>20)
 	// The Python launcher waits for this line.
 	fmt.Fprintf(stdout, "lsio-loader listening on %s\n", *listen)
 	if f, ok := stdout.(*os.File); ok {

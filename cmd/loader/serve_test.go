@@ -62,6 +62,9 @@ func TestServeCommandBadArgs(t *testing.T) {
 		{[]string{"extra"}, "unexpected arguments"},
 		{[]string{"-cache", "lots"}, "-cache"},
 		{[]string{"-cache", "-1GiB"}, "-cache"},
+		{[]string{"-listen", "tcp://127.0.0.1:0"}, "needs -allow"},
+		{[]string{"-listen", "tcp://0.0.0.0:0", "-allow", os.TempDir()}, "-tls-cert, -tls-key and -token-file"},
+		{[]string{"-allow", "gs://bucket"}, "-allow"},
 	}
 	for _, tt := range tests {
 		err := runServe(context.Background(), tt.args, io.Discard)

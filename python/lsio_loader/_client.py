@@ -8,6 +8,7 @@ import os
 import platform
 import queue
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from ._server import Server, connect
 __all__ = [
     "SpecLike", "make_command", "get_flight_info", "batch_to_numpy", "iter_batches", "iter_endpoint", "iter_endpoints",
     "iter_endpoints_concurrently",
-    "retain_freed_memory",
+    "retain_freed_memory", "spec_roots",
 ]
 
 SpecLike = Union[str, os.PathLike, Mapping[str, Any]]
@@ -43,6 +44,44 @@ def _spec_text(spec: SpecLike) -> tuple[str, str]:
     if isinstance(spec, str):
         return spec, os.getcwd()
     raise TypeError(f"spec: want a path, spec text or a dict, got {type(spec).__name__}")
+
+
+def spec_roots(spec: SpecLike) -> list[str] | None:
+    """The stores and sites file spec names, resolved as the server resolves
+    them: the roots (`loader serve -allow`) of a server launched for this
+    spec alone. None when the spec cannot be read here (YAML text without
+    PyYAML installed): the server then checks it on its own."""
+    text, spec_dir = _spec_text(spec)
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        try:
+            import yaml
+        except ImportError:
+            return None
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return None
+    if not isinstance(parsed, Mapping):
+        return None
+
+    def resolve(p: str) -> str:
+        return p if "://" in p or os.path.isabs(p) else os.path.abspath(os.path.join(spec_dir, p))
+
+    roots = [resolve(src["store"]) for src in (parsed.get("sources") or {}).values()
+             if isinstance(src, Mapping) and isinstance(src.get("store"), str)]
+    sites = (parsed.get("locations") or {}).get("sites") if isinstance(parsed.get("locations"), Mapping) else None
+    if isinstance(sites, str) and sites:
+        roots.append(resolve(sites))
+    return roots or None
+
+
+# Seconds a stream may go without delivering a batch before the read fails
+# (LSIO_LOADER_BATCH_TIMEOUT; 0: no limit). Generous: a batch may take long
+# to read from a slow store; a frozen server is caught sooner by keepalive.
+def _batch_timeout() -> float:
+    return float(os.environ.get("LSIO_LOADER_BATCH_TIMEOUT", "600"))
 
 
 def make_command(
@@ -248,13 +287,61 @@ def iter_endpoint(client: flight.FlightClient, endpoint: flight.FlightEndpoint) 
     yield from _batches(client.do_get(endpoint.ticket))
 
 
+class _Watchdog:
+    """Cancels a stream's reader once a batch takes longer than timeout
+    seconds to arrive: one thread per stream, waking once a second."""
+
+    def __init__(self, reader: flight.FlightStreamReader, timeout: float) -> None:
+        self.timeout = timeout
+        self.expired = False
+        self._deadline: float | None = None
+        self._stop = threading.Event()
+        self._reader = reader
+        self._thread = threading.Thread(target=self._watch, name="lsio-loader-watchdog", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(1.0, self.timeout)):
+            deadline = self._deadline
+            if deadline is not None and time.monotonic() > deadline:
+                self.expired = True
+                self._reader.cancel()
+                return
+
+    def arm(self) -> None:
+        self._deadline = time.monotonic() + self.timeout
+
+    def disarm(self) -> None:
+        self._deadline = None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+
 def _batches(reader: flight.FlightStreamReader) -> Iterator[pa.RecordBatch]:
-    while True:
-        try:
-            batch = _freed_memory.next_batch(reader)
-        except StopIteration:
-            return
-        yield batch
+    timeout = _batch_timeout()
+    watchdog = _Watchdog(reader, timeout) if timeout > 0 else None
+    try:
+        while True:
+            if watchdog is not None:
+                watchdog.arm()
+            try:
+                batch = _freed_memory.next_batch(reader)
+            except StopIteration:
+                return
+            except (flight.FlightError, pa.ArrowException) as e:
+                if watchdog is not None and watchdog.expired:
+                    raise TimeoutError(f"lsio-loader: no batch from the server within {timeout:.0f} s "
+                                       "(LSIO_LOADER_BATCH_TIMEOUT)") from e
+                raise
+            if watchdog is not None:
+                watchdog.disarm()
+            yield batch
+    finally:
+        if watchdog is not None:
+            watchdog.close()
 
 
 def iter_endpoints(client: flight.FlightClient, endpoints: Iterable[flight.FlightEndpoint]) -> Iterator[pa.RecordBatch]:
@@ -339,31 +426,37 @@ def iter_record_batches(
     streams: int | None = None,
     raw: bool = False,
     endpoints: Sequence[int] | None = None,
+    tls_root_certs: bytes | str | os.PathLike | None = None,
+    token: str | None = None,
     location: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of one rank's share of an epoch, endpoint after
     endpoint (only those listed in endpoints, if given), from the server at
     address (unix:///path.sock or grpc://host:port). Launches a server for
-    the duration when address is None. location is address's deprecated
+    the duration, allowed the spec's own stores only, when address is None.
+    tls_root_certs and token: see connect. location is address's deprecated
     name."""
     address = _server_address(address, location)
     return _iter_record_batches(spec, address, split=split, epoch=epoch, rank=rank, world_size=world_size,
-                                streams=streams, raw=raw, endpoints=endpoints)
+                                streams=streams, raw=raw, endpoints=endpoints,
+                                tls_root_certs=tls_root_certs, token=token)
 
 
 def _iter_record_batches(
     spec: SpecLike, address: str | None, *, split: str, epoch: int, rank: int, world_size: int,
     streams: int | None, raw: bool, endpoints: Sequence[int] | None,
+    tls_root_certs: bytes | str | os.PathLike | None, token: str | None,
 ) -> Iterator[pa.RecordBatch]:
     if address is None:
-        with Server() as server:
+        with Server(allow=spec_roots(spec)) as server:
             yield from _iter_record_batches(
                 spec, server.address, split=split, epoch=epoch, rank=rank,
                 world_size=world_size, streams=streams, raw=raw, endpoints=endpoints,
+                tls_root_certs=None, token=None,
             )
         return
     command = make_command(spec, split=split, epoch=epoch, rank=rank, world_size=world_size, streams=streams, raw=raw)
-    client = connect(address)
+    client = connect(address, tls_root_certs=tls_root_certs, token=token)
     try:
         info = get_flight_info(client, command)
         chosen = info.endpoints if endpoints is None else [info.endpoints[i] for i in endpoints]

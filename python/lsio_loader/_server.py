@@ -10,7 +10,9 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Union
 
 import pyarrow.flight as flight
 
@@ -51,9 +53,58 @@ def flight_location(address: str) -> str:
     raise ValueError(f"address {address!r}: want unix:///path.sock, tcp://host:port or grpc://host:port")
 
 
-def connect(address: str) -> flight.FlightClient:
-    """A Flight client for a running server."""
-    return flight.FlightClient(flight_location(address))
+# gRPC keepalive: a ping every 10 s that must be answered within 10 s, so
+# that a frozen server (SIGSTOP, a hung host, a dropped network) fails the
+# read within about 20 s instead of never. gRPC's own ping timeout (60 s by
+# default) bounds the keepalive's, so it is set too. The server permits
+# pings this often (flight/auth.go).
+KEEPALIVE_OPTIONS = [
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.ping_timeout_ms", 10_000),
+]
+
+
+class _BearerToken(flight.ClientMiddlewareFactory):
+    """Sends "authorization: Bearer <token>" with every call."""
+
+    def __init__(self, token: str) -> None:
+        self._headers = {"authorization": f"Bearer {token}"}
+
+    def start_call(self, info: flight.CallInfo) -> flight.ClientMiddleware:
+        return _Headers(self._headers)
+
+
+class _Headers(flight.ClientMiddleware):
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._headers = headers
+
+    def sending_headers(self) -> dict[str, str]:
+        return self._headers
+
+
+def connect(
+    address: str,
+    *,
+    tls_root_certs: Union[bytes, str, os.PathLike, None] = None,
+    token: str | None = None,
+) -> flight.FlightClient:
+    """A Flight client for a running server. tls_root_certs (PEM bytes, or
+    a PEM file's path) makes the connection TLS, trusting those roots; token
+    (default $LSIO_LOADER_TOKEN) is sent as a bearer token with every call."""
+    location = flight_location(address)
+    kwargs: dict = {"generic_options": KEEPALIVE_OPTIONS}
+    if tls_root_certs is not None:
+        if not isinstance(tls_root_certs, bytes):
+            tls_root_certs = Path(tls_root_certs).read_bytes()
+        kwargs["tls_root_certs"] = tls_root_certs
+        location = location.replace("grpc+tcp://", "grpc+tls://", 1).replace("grpc://", "grpc+tls://", 1)
+    token = token if token is not None else os.environ.get("LSIO_LOADER_TOKEN") or None
+    if token is not None:
+        kwargs["middleware"] = [_BearerToken(token)]
+    return flight.FlightClient(location, **kwargs)
 
 
 def _terminate(proc: subprocess.Popen, socket_dir: str | None, timeout: float) -> int | None:
@@ -73,7 +124,9 @@ class Server:
     """`loader serve` running as a child process on a private unix socket.
 
     Closed (SIGTERM, then wait) by close(), on leaving a `with` block, or at
-    interpreter exit, whichever comes first.
+    interpreter exit, whichever comes first. allow lists the only stores and
+    files (directories, s3://bucket/prefix, https://host/prefix) its specs
+    may name; None: whatever this user can read.
     """
 
     def __init__(
@@ -84,6 +137,7 @@ class Server:
         log_level: str = "warn",
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
+        allow: Sequence[str] | None = None,
     ) -> None:
         self._socket_dir = None
         if address is None:
@@ -92,6 +146,8 @@ class Server:
         self.address = address
         self.location = flight_location(address)
         cmd = [binary or find_binary(), "serve", "--listen", address, "--log-level", log_level]
+        for root in allow or ():
+            cmd += ["--allow", root]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         self._finalizer = weakref.finalize(self, _terminate, self._proc, self._socket_dir, stop_timeout)
         try:

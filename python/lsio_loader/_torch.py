@@ -13,8 +13,8 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ._client import (
-    SpecLike, _server_address, batch_to_numpy, get_flight_info, is_bfloat16, iter_endpoints, iter_endpoints_concurrently,
-    make_command,
+    SpecLike, _server_address, batch_to_numpy, get_flight_info, is_bfloat16, iter_endpoints, iter_endpoints_concurrently, make_command,
+    spec_roots,
 )
 from ._server import Server, connect
 
@@ -75,6 +75,8 @@ class LoaderDataset(IterableDataset):
         world_size: int | None = None,
         streams: int | None = None,
         raw: bool = False,
+        tls_root_certs: bytes | str | None = None,
+        token: str | None = None,
         location: str | None = None,
     ) -> None:
         super().__init__()
@@ -92,9 +94,12 @@ class LoaderDataset(IterableDataset):
         self.world_size = world_size
         self.streams = streams
         self.raw = raw
+        self.tls_root_certs = tls_root_certs
+        self.token = token
         self._server: Server | None = None
         if address is None:
-            self._server = Server()
+            # The launched server may read the spec's own stores only.
+            self._server = Server(allow=spec_roots(spec))
             address = self._server.address
         self.address = address
 
@@ -121,7 +126,7 @@ class LoaderDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker = get_worker_info()
         worker_id, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-        client = connect(self.address)
+        client = connect(self.address, tls_root_certs=self.tls_root_certs, token=self.token)
         try:
             info = get_flight_info(client, self._command(self.streams))
             if self.streams is None and len(info.endpoints) < workers:
