@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
+	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/sampler"
-	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
 // joinedPlan is the real UKV + SEVIRI experiment, with locality k when
@@ -46,7 +46,7 @@ func TestCacheMatchesUncached(t *testing.T) {
 	p := joinedPlan(t, 1)
 	ctx := context.Background()
 	plain := New(p, Options{})
-	cached := New(p, Options{Cache: zarr.NewChunkCache(256 << 20)})
+	cached := New(p, Options{Cache: pool.NewChunks(256 << 20)})
 	var want, got Batch
 	for epoch := range int64(2) {
 		var hits int64
@@ -84,7 +84,7 @@ func BenchmarkCropJoined(b *testing.B) {
 			p := joinedPlan(b, tc.k)
 			var opts Options
 			if tc.cache > 0 {
-				opts.Cache = zarr.NewChunkCache(tc.cache)
+				opts.Cache = pool.NewChunks(tc.cache)
 			}
 			c := New(p, opts)
 			var all [][]sampler.Sample

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/lsio-loader/lsio-loader/cropper"
+	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/sampler"
 	"github.com/lsio-loader/lsio-loader/zarr"
 	"google.golang.org/grpc"
@@ -42,7 +43,7 @@ type Options struct {
 	// Cache, when set, keeps decoded chunks for every stream and
 	// experiment of the server: chunks that later batches touch again
 	// are neither read nor decoded again.
-	Cache *zarr.ChunkCache
+	Cache *pool.Chunks
 }
 
 // Server answers Flight requests for experiment specs. It is safe for
@@ -52,9 +53,12 @@ type Server struct {
 
 	log    *slog.Logger
 	stores *storeCache
-	plans  *lru[*sampler.Plan]
+	plans  *pool.LRU[string, *sampler.Plan]
+	// pools holds each blocked experiment's chunk pool, by plan key,
+	// shared by all its streams so that each chunk is decoded once.
+	pools  *pool.LRU[string, *pool.Chunks]
 	grace  time.Duration
-	cache  *zarr.ChunkCache
+	cache  *pool.Chunks
 	// copying sends with arrow-go's flight.Writer instead of the zero-copy
 	// framing: the reference the benchmark compares against.
 	copying bool
@@ -74,7 +78,8 @@ func New(opts Options) *Server {
 	return &Server{
 		log:    opts.Logger,
 		stores: &storeCache{open: opts.Open, stores: make(map[string]zarr.Store)},
-		plans:  newLRU[*sampler.Plan](opts.Plans),
+		plans:  pool.NewLRU[string](int64(opts.Plans), func(*sampler.Plan) int64 { return 1 }),
+		pools:  pool.NewLRU[string](int64(opts.Plans), func(*pool.Chunks) int64 { return 1 }),
 		grace:  opts.ShutdownGrace,
 		cache:  opts.Cache,
 	}
@@ -203,7 +208,7 @@ func (c *storeCache) get(ctx context.Context, url string) (zarr.Store, error) {
 // plan returns the validated plan for req, from the cache or built now.
 func (s *Server) plan(ctx context.Context, req *Request) (*sampler.Plan, error) {
 	key := req.planKey()
-	if p, ok := s.plans.get(key); ok {
+	if p, ok := s.plans.Get(key); ok {
 		return p, nil
 	}
 	dir := req.SpecDir
@@ -222,7 +227,7 @@ func (s *Server) plan(ctx context.Context, req *Request) (*sampler.Plan, error) 
 	if err != nil {
 		return nil, requestError{err}
 	}
-	s.plans.put(key, p)
+	s.plans.Put(key, p)
 	return p, nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
+	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/zarr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -150,9 +151,9 @@ func TestServeGenericCrops(t *testing.T) {
 	// cache, which must not change a value.
 	for _, tc := range []struct {
 		name   string
-		cache  *zarr.ChunkCache
+		cache  *pool.Chunks
 		passes int
-	}{{"uncached", nil, 1}, {"cached", zarr.NewChunkCache(1 << 20), 2}} {
+	}{{"uncached", nil, 1}, {"cached", pool.NewChunks(1 << 20), 2}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			shape := [3]int{6, 16, 20}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/lsio-loader/lsio-loader/flight"
+	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/store"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
@@ -56,7 +57,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	opts := flight.Options{Open: openStore, Plans: *plans, Logger: log}
 	if cacheBytes > 0 {
-		opts.Cache = zarr.NewChunkCache(cacheBytes)
+		opts.Cache = pool.NewChunks(cacheBytes)
 	}
 	srv := flight.New(opts)
 	log.Info("serving", "addr", *listen, "pid", os.Getpid())
