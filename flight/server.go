@@ -56,9 +56,9 @@ type Server struct {
 	plans  *pool.LRU[string, *sampler.Plan]
 	// pools holds each blocked experiment's chunk pool, by plan key,
 	// shared by all its streams so that each chunk is decoded once.
-	pools  *pool.LRU[string, *pool.Chunks]
-	grace  time.Duration
-	cache  *pool.Chunks
+	pools *pool.LRU[string, *pool.Chunks]
+	grace time.Duration
+	cache *pool.Chunks
 	// copying sends with arrow-go's flight.Writer instead of the zero-copy
 	// framing: the reference the benchmark compares against.
 	copying bool

@@ -68,7 +68,7 @@ const mergeGap = 64 << 10
 type readOp struct {
 	a        *Array
 	chain    *codecChain // of the read chunks
-	cache    ChunkPool // nil: none
+	cache    ChunkPool   // nil: none
 	hits     int64
 	regions  []Region
 	dsts     [][]byte
