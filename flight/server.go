@@ -56,9 +56,10 @@ type Server struct {
 	plans  *pool.LRU[string, *sampler.Plan]
 	// pools holds each blocked experiment's chunk pool, by plan key,
 	// shared by all its streams so that each chunk is decoded once.
-	pools *pool.LRU[string, *pool.Chunks]
-	grace time.Duration
-	cache *pool.Chunks
+	pools  *pool.LRU[string, *pool.Chunks]
+	poolMu sync.Mutex // one pool per plan, even when its streams start together
+	grace  time.Duration
+	cache  *pool.Chunks
 	// copying sends with arrow-go's flight.Writer instead of the zero-copy
 	// framing: the reference the benchmark compares against.
 	copying bool
@@ -274,8 +275,7 @@ func (s *Server) flightInfo(ctx context.Context, desc *flight.FlightDescriptor) 
 	}
 	for stream := range streams {
 		t := ticket{PlanKey: req.planKey(), Request: req, Stream: stream, Streams: streams}
-		shard, nShards := t.shard()
-		info.TotalRecords += shardLen(epochLen, shard, nShards)
+		info.TotalRecords += plan.StreamLen(req.Split, req.Rank, req.WorldSize, stream, streams)
 		info.Endpoint = append(info.Endpoint, &flight.FlightEndpoint{Ticket: &flight.Ticket{Ticket: t.encode()}})
 	}
 	s.log.Info("flight info", "split", req.Split, "epoch", req.Epoch, "rank", req.Rank, "world_size", req.WorldSize,
@@ -283,12 +283,22 @@ func (s *Server) flightInfo(ctx context.Context, desc *flight.FlightDescriptor) 
 	return info, nil
 }
 
-// shardLen counts the epoch positions i in [0, n) with i % nShards == shard.
-func shardLen(n int64, shard, nShards int) int64 {
-	if int64(shard) >= n {
-		return 0
+// chunkPool is where a plan's streams keep decoded chunks: a blocked
+// experiment's own pool of order.pool bytes, shared by all its streams so
+// that each block's chunks are decoded once whichever stream crops them;
+// otherwise the server's cache (nil when `serve -cache` is off).
+func (s *Server) chunkPool(key string, plan *sampler.Plan) *pool.Chunks {
+	if plan.Spec.Order.Mode != sampler.OrderBlocked {
+		return s.cache
 	}
-	return (n-int64(shard)-1)/int64(nShards) + 1
+	s.poolMu.Lock()
+	defer s.poolMu.Unlock()
+	if c, ok := s.pools.Get(key); ok {
+		return c
+	}
+	c := pool.NewChunks(int64(plan.Spec.Order.Pool))
+	s.pools.Put(key, c)
+	return c
 }
 
 // GetSchema answers like GetFlightInfo, with the schema only.
@@ -381,8 +391,8 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	go func() {
 		defer producer.Done()
 		defer close(ready)
-		c := cropper.New(plan, cropper.Options{Raw: t.Request.Raw, Cache: s.cache})
-		for samples := range plan.Batches(t.Request.Split, t.Request.Epoch, shard, nShards) {
+		c := cropper.New(plan, cropper.Options{Raw: t.Request.Raw, Cache: s.chunkPool(t.PlanKey, plan)})
+		for samples := range plan.StreamBatches(t.Request.Split, t.Request.Epoch, t.Request.Rank, t.Request.WorldSize, t.Stream, t.Streams) {
 			var sl slot
 			select {
 			case sl = <-free:
