@@ -148,7 +148,7 @@ func (p *Plan) planOrder() error {
 				r, step = n, 0
 			}
 			g.cell, g.step = append(g.cell, r), append(g.step, step)
-			g.bytes *= r
+			g.bytes *= ceilDiv(r, c) * c // edge chunks decode whole
 		}
 		for k := 1; k < len(p.Sources); k++ {
 			g.bytes += p.footprint(k, nil)
@@ -280,21 +280,18 @@ func (e *epochBlocks) n() int {
 
 // cellsOf returns block b's cell index along each axis (and its tile last).
 func (e *epochBlocks) cellsOf(b int, out []int) []int {
-	out = out[:0]
+	tileIdx := -1
 	if e.tiles != nil {
-		out = append(out, b%len(e.tiles))
+		tileIdx = b % len(e.tiles)
 		b /= len(e.tiles)
 	}
+	out = append(out[:0], make([]int, len(e.axes))...)
 	for i := len(e.axes) - 1; i >= 0; i-- {
-		out = append(out, b%len(e.axes[i]))
+		out[i] = b % len(e.axes[i])
 		b /= len(e.axes[i])
 	}
-	// Reversed: axes in order, then the tile.
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	if e.tiles != nil {
-		out = append(out[1:], out[0])
+	if tileIdx >= 0 {
+		out = append(out, tileIdx)
 	}
 	return out
 }
