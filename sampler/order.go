@@ -98,10 +98,13 @@ func (r *removedField) UnmarshalYAML(*yaml.Node) error { *r = true; return nil }
 //
 // Generic experiments (every source generic): a block is a hyper-rectangle
 // of whole chunks of the lead source (the first), cell[d] long along each
-// dim (a whole number of chunks, at least about twice the crop), and its
-// crops start where their whole window lies inside it, so a block's crops
-// decode exactly its chunks. The cell grid moves by a seeded whole number
-// of chunks each epoch, so over epochs every start is reached.
+// dim (a whole number of chunks, at least about twice the crop). Along the
+// space dims (the last two) its crops start where their whole window lies
+// inside it, so a block's crops decode only its chunks there; along the
+// others (time) the cells split the starts, so every start is reached each
+// epoch, and a block reaches size−1 past its cell. The cell grid moves by
+// a seeded whole number of chunks each epoch, so over epochs every start
+// is reached along every dim.
 //
 // Georeferenced experiments: a block is a run of consecutive t0s (those in
 // one cell of dur ns, a whole number of the timed sources' chunks and at
@@ -112,6 +115,7 @@ func (r *removedField) UnmarshalYAML(*yaml.Node) error { *r = true; return nil }
 type blockGeometry struct {
 	generic      bool
 	cell, step   []int64 // generic: per dim of the lead source
+	inside       []bool  // generic: whether crops lie inside cells along the dim
 	dur          int64   // ns; 0: one time cell
 	tileX, tileY float64 // OSGB metres
 	// bytes estimates one block's decoded chunks, over every source.
@@ -140,15 +144,21 @@ func (p *Plan) planOrder() error {
 	if g.generic {
 		s, a := &p.Sources[0], p.Sources[0].Array
 		g.bytes = int64(a.DType.Size)
+		nSpace := min(len(s.Size)-1, 2)
 		for d, size := range s.Size {
+			inside := d >= len(s.Size)-nSpace
 			c, n := a.ReadChunkShape[d], a.Shape[d]
 			r := c * max(1, ceilDiv(max(2*(size-1), size), c))
 			step := c
 			if r >= n {
 				r, step = n, 0
 			}
-			g.cell, g.step = append(g.cell, r), append(g.step, step)
-			g.bytes *= ceilDiv(r, c) * c // edge chunks decode whole
+			g.cell, g.step, g.inside = append(g.cell, r), append(g.step, step), append(g.inside, inside)
+			reach := r
+			if !inside {
+				reach = min(r+size-1, n)
+			}
+			g.bytes *= min(ceilDiv(reach, c)*c, ceilDiv(n, c)*c) // edge chunks decode whole
 		}
 		for k := 1; k < len(p.Sources); k++ {
 			g.bytes += p.footprint(k, nil)
@@ -319,7 +329,10 @@ func (p *Plan) blocksOf(split string, epoch int64, n int64) *epochBlocks {
 			}
 			for ; b < shape; b += r {
 				lo, hi := max(b, 0), min(b+r, shape)
-				if hi-lo >= size {
+				switch {
+				case !g.inside[d] && lo <= shape-size:
+					cells = append(cells, cellRange{lo, min(hi-1, shape-size)})
+				case g.inside[d] && hi-lo >= size:
 					cells = append(cells, cellRange{lo, hi - size})
 				}
 			}

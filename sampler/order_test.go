@@ -113,10 +113,11 @@ func TestBlockedShardsAndStreams(t *testing.T) {
 func sameSample(a, b Sample) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 
 // TestBlockedGenericWindowsInsideCells checks that every generic crop lies
-// inside one chunk-aligned cell, so that a block's crops decode only its
-// chunks, and that blocks are many and each serves several crops.
+// inside one chunk-aligned cell along the space dims, so that a block's
+// crops decode only its chunks there, that time cells split the starts at
+// chunk boundaries, and that blocks are many and each serves several crops.
 func TestBlockedGenericWindowsInsideCells(t *testing.T) {
-	p := blockedPlan(t, "real_ukv_seviri.yaml", 64<<20, genericUKV)
+	p := blockedPlan(t, "real_ukv_seviri.yaml", 256<<20, genericUKV)
 	g := p.blocks
 	n, _ := p.EpochLen("train")
 	e := p.blocksOf("train", 0, n)
@@ -135,6 +136,15 @@ func TestBlockedGenericWindowsInsideCells(t *testing.T) {
 			// at the array's edge.
 			c := src.Array.ReadChunkShape[d]
 			end := cell.hi + src.Size[d]
+			if !g.inside[d] {
+				// Time dims: cells split the starts; a cell ends on a chunk
+				// boundary, or at the last start.
+				end = cell.hi + 1
+				if end != src.Array.Shape[d]-src.Size[d]+1 && end%c != 0 {
+					t.Fatalf("dim %d: cell of starts [%d, %d] does not end on a chunk boundary", d, cell.lo, cell.hi)
+				}
+				continue
+			}
 			if g.step[d] > 0 && (cell.lo%c != 0 && cell.lo != 0 || end%c != 0 && end != src.Array.Shape[d]) {
 				t.Fatalf("dim %d: cell region [%d, %d) is not chunk-aligned (chunk %d)", d, cell.lo, end, c)
 			}
@@ -196,7 +206,7 @@ func TestBlockedRandomness(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pool := int64(2 << 30)
 			if tc.name == "generic" {
-				pool = 64 << 20
+				pool = 256 << 20
 			}
 			p := blockedPlan(t, "real_ukv_seviri.yaml", pool, tc.edit)
 			r, err := p.Randomness("train", 0)
