@@ -99,8 +99,9 @@ def warm(path):
                 pass
 
 
-def tree_rss(pid):
-    """Summed RSS in bytes of pid and its descendants."""
+def tree_rss(pid, only=None):
+    """Summed RSS in bytes of pid and its descendants (only those whose
+    command is only, when given)."""
     children = {}
     for p in os.listdir("/proc"):
         if p.isdigit():
@@ -115,24 +116,12 @@ def tree_rss(pid):
         p = todo.pop()
         todo += children.get(p, [])
         try:
+            if only and open(f"/proc/{p}/comm").read().strip() != only:
+                continue
             with open(f"/proc/{p}/statm") as f:
                 total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except OSError:
             pass
-    return total
-
-
-def server_rss():
-    """Summed RSS in bytes of the running `loader` processes (our server)."""
-    total = 0
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                if open(f"/proc/{p}/comm").read().strip() == "loader":
-                    with open(f"/proc/{p}/statm") as f:
-                        total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            except OSError:
-                pass
     return total
 
 
@@ -146,7 +135,7 @@ def measured(cmd, env=None):
     def sample():
         while not done.wait(0.02):
             peak[0] = max(peak[0], tree_rss(proc.pid))
-            peak[1] = max(peak[1], server_rss())
+            peak[1] = max(peak[1], tree_rss(proc.pid, only="loader"))
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()

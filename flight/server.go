@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,7 @@ type Server struct {
 	// shared by all its streams so that each chunk is decoded once.
 	pools  *pool.LRU[string, *pool.Chunks]
 	poolMu sync.Mutex // one pool per plan, even when its streams start together
+	pooled int64      // bytes of every pool made, for the memory limit
 	grace  time.Duration
 	cache  *pool.Chunks
 	// copying sends with arrow-go's flight.Writer instead of the zero-copy
@@ -298,7 +300,30 @@ func (s *Server) chunkPool(key string, plan *sampler.Plan) *pool.Chunks {
 	}
 	c := pool.NewChunks(int64(plan.Spec.Order.Pool))
 	s.pools.Put(key, c)
+	s.limitMemory(int64(plan.Spec.Order.Pool))
 	return c
+}
+
+// heapSlack is the memory a server needs beyond its chunk pools: batches
+// in flight, decode buffers, the runtime.
+const heapSlack = 768 << 20
+
+// limitMemory keeps the heap near what the pools hold plus heapSlack. The
+// pools' evicted chunks are garbage until a collection, and the collector's
+// default pacing (GOGC=100) lets the heap reach twice what is live before
+// it runs: with a pool of gigabytes that is gigabytes more. A soft limit
+// makes it collect when it nears pool + slack instead. One the user set
+// (GOMEMLIMIT) is kept. Called with s.poolMu held.
+func (s *Server) limitMemory(newPool int64) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	s.pooled += newPool
+	limit := s.pooled + heapSlack
+	if s.cache != nil {
+		limit += s.cache.Budget()
+	}
+	debug.SetMemoryLimit(limit)
 }
 
 // GetSchema answers like GetFlightInfo, with the schema only.
