@@ -514,6 +514,9 @@ func (p *Plan) sequence(split string, epoch int64, e *epochBlocks, n int64) []sl
 			res = append(res, live{b: b, end: e.counts[b]})
 			left += e.counts[b]
 		}
+		if left == 0 {
+			break // no block has samples left: nothing fits (cannot happen with a valid plan)
+		}
 		r := int64(rng.intn(uint64(left)))
 		k := 0
 		for ; r >= res[k].end-res[k].next; k++ {
@@ -593,7 +596,7 @@ func (p *Plan) StreamBatches(split string, epoch int64, rank, worldSize, stream,
 		var digits []int
 		for g := int64(rank) + int64(stream)*int64(worldSize); g*bs < n; g += int64(worldSize) * int64(streams) {
 			batch := make([]Sample, 0, p.BatchSize)
-			for i := g * bs; i < min((g+1)*bs, n); i++ {
+			for i := g * bs; i < min((g+1)*bs, int64(len(seq))); i++ {
 				batch = append(batch, p.blockSample(split, epoch, i, e, seq[i], digits))
 			}
 			if !yield(batch) {
@@ -648,7 +651,7 @@ func (p *Plan) Samples(split string, epoch, n int64) ([]Sample, error) {
 	e := p.blocksOf(split, epoch, total)
 	seq := p.sequence(split, epoch, e, total)
 	var digits []int
-	for i := range n {
+	for i := range min(n, int64(len(seq))) {
 		out = append(out, p.blockSample(split, epoch, i, e, seq[i], digits))
 	}
 	return out, nil
@@ -661,5 +664,8 @@ func (p *Plan) blockedSample(split string, epoch, i int64) (Sample, error) {
 	}
 	e := p.blocksOf(split, epoch, n)
 	seq := p.sequence(split, epoch, e, n)
+	if i >= int64(len(seq)) {
+		return Sample{}, fmt.Errorf("split %q: position %d is outside the blocked epoch's %d", split, i, len(seq))
+	}
 	return p.blockSample(split, epoch, i, e, seq[i], nil), nil
 }
