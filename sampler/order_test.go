@@ -225,3 +225,27 @@ func TestBlockedRandomness(t *testing.T) {
 		})
 	}
 }
+
+// TestIIDOrderUnchanged pins the iid order's first samples of the real
+// join (epoch 1) to what they were before the blocked order existed:
+// order: {mode: iid}, the default, gives the same samples for the same seed.
+func TestIIDOrderUnchanged(t *testing.T) {
+	p, err := NewPlan(context.Background(), loadSpec(t, "real_ukv_seviri.yaml"), dirOpener)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for i := range int64(3) {
+		s, err := p.Sample("train", 1, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += fmt.Sprint(s.T0, s.Windows)
+	}
+	const want = "1585746300000000000 [{[0 4 2 308 370] 2} {[7 194 189 0] 7}]" +
+		"1585744800000000000 [{[0 4 1 0 342] 2} {[2 271 171 0] 7}]" +
+		"1585744200000000000 [{[0 4 1 10 392] 2} {[0 270 142 0] 7}]"
+	if got != want {
+		t.Errorf("iid samples changed:\n got %s\nwant %s", got, want)
+	}
+}
