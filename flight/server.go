@@ -306,7 +306,7 @@ func (s *Server) chunkPool(key string, plan *sampler.Plan) *pool.Chunks {
 
 // heapSlack is the memory a server needs beyond its chunk pools: batches
 // in flight, decode buffers, the runtime.
-const heapSlack = 768 << 20
+const heapSlack = 896 << 20
 
 // limitMemory keeps the heap near what the pools hold plus heapSlack. The
 // pools' evicted chunks are garbage until a collection, and the collector's
