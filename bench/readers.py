@@ -9,7 +9,8 @@ READER is one of:
               to --windows, so that the peers read exactly the same crops
   zarr        zarr-python 3 + xarray (xr.open_zarr, lazy, no dask) in a torch
               Dataset, DataLoader(num_workers=cores, batch_size=B)
-  tensorstore tensorstore's Python API, every crop of a batch read concurrently
+  tensorstore tensorstore's Python API, every crop of a batch read concurrently;
+              with --cache-pool, decoded chunks are kept in a cache_pool of that many bytes
 Every reader delivers float32 torch tensors of shape (B, *crop) and records,
 per crop, a checksum (the sum of the float32 bit patterns of every 61st element, NaN read
 as 0 as our output does by default), which run.py compares across readers:
@@ -72,8 +73,13 @@ def run_zarr(args, windows):
 def run_tensorstore(args, windows):
     import tensorstore as ts
 
-    arr = ts.open({"driver": args.driver, "kvstore": {"driver": "file", "path": os.path.join(args.store, args.array)}},
-                  read=True).result()
+    spec = {"driver": args.driver, "kvstore": {"driver": "file", "path": os.path.join(args.store, args.array)}}
+    if args.cache_pool:
+        # The blocked comparison: chunks stay decoded in memory, and are not
+        # re-validated against the files on every read.
+        spec["context"] = {"cache_pool": {"total_bytes_limit": args.cache_pool}}
+        spec["recheck_cached_data"] = "open"
+    arr = ts.open(spec, read=True).result()
     for b0 in range(0, len(windows), args.batch):
         futures = [arr[windows_to_slices(w)].read() for w in windows[b0:b0 + args.batch]]
         crops = [f.result() for f in futures]
@@ -125,6 +131,7 @@ def main():
     p.add_argument("--windows", required=True, help="(N, ndim, 2) int64 [start, stop) per crop")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--driver", default="zarr3", help="tensorstore: zarr3 or zarr (v2)")
+    p.add_argument("--cache-pool", type=int, default=0, help="tensorstore: cache_pool bytes (0: none)")
     p.add_argument("--spec", help="ours: the experiment spec")
     p.add_argument("--source", default="sat", help="ours: the spec's source name")
     p.add_argument("--workers", type=int, default=0, help="ours: DataLoader workers")

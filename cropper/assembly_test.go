@@ -2,12 +2,12 @@ package cropper
 
 import (
 	"context"
+	"github.com/lsio-loader/lsio-loader/pool"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lsio-loader/lsio-loader/sampler"
-	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
 // BenchmarkAssemblyWarm crops the real UKV + SEVIRI experiment (float32
@@ -18,7 +18,7 @@ import (
 func BenchmarkAssemblyWarm(b *testing.B) {
 	ctx := context.Background()
 	p := joinedPlan(b, 1)
-	c := New(p, Options{Cache: zarr.NewChunkCache(1 << 30)})
+	c := New(p, Options{Cache: pool.NewChunks(1 << 30)})
 	var all [][]sampler.Sample
 	for s := range p.Batches("train", 0, 0, 1) {
 		all = append(all, s)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/sampler"
 	"github.com/lsio-loader/lsio-loader/transform"
 	"github.com/lsio-loader/lsio-loader/zarr"
@@ -25,7 +26,7 @@ type Options struct {
 	// Cache, when set, keeps decoded chunks across batches (and across the
 	// Croppers that share it) within its byte budget; chunks are then
 	// decoded whole. Nil: every batch fetches and decodes what it needs.
-	Cache *zarr.ChunkCache
+	Cache *pool.Chunks
 }
 
 // Stats accounts the reads of one batch.
@@ -395,7 +396,12 @@ func (c *Cropper) cropSamples(ctx context.Context, k int, samples []sampler.Samp
 		st.datas = append(st.datas, dst)
 	}
 	if len(st.read) > 0 {
-		rs, err := src.Array.ReadRegionsCached(ctx, c.opts.Cache, st.read, st.dsts)
+		// A nil *pool.Chunks must reach zarr as a nil interface.
+		var chunks zarr.ChunkPool
+		if c.opts.Cache != nil {
+			chunks = c.opts.Cache
+		}
+		rs, err := arr.ReadRegionsCached(ctx, chunks, st.read, st.dsts)
 		if err != nil {
 			return fmt.Errorf("cropper: source %s: %w", src.Name, err)
 		}

@@ -9,13 +9,15 @@ import (
 	"testing"
 
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
+	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/sampler"
-	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
 // joinedPlan is the real UKV + SEVIRI experiment, with locality k when
 // k > 1.
-func joinedPlan(tb testing.TB, k int64) *sampler.Plan {
+// joinedPlan is the real joined experiment, in the blocked order with
+// that pool when pool > 0.
+func joinedPlan(tb testing.TB, pool int64) *sampler.Plan {
 	tb.Helper()
 	testenv.RealData(tb)
 	path := filepath.Join(testenv.ModuleRoot(tb), "examples", "real_ukv_seviri.yaml")
@@ -27,8 +29,8 @@ func joinedPlan(tb testing.TB, k int64) *sampler.Plan {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if k > 1 {
-		spec.Locality = &sampler.LocalitySpec{CropsPerT0: k}
+	if pool > 0 {
+		spec.Order = sampler.OrderSpec{Mode: sampler.OrderBlocked, Pool: sampler.ByteSize(pool)}
 	}
 	p, err := sampler.NewPlan(context.Background(), spec, open)
 	if err != nil {
@@ -41,10 +43,10 @@ func joinedPlan(tb testing.TB, k int64) *sampler.Plan {
 // with and without a chunk cache: the tensors must be identical, and the
 // second epoch must find chunks in the cache.
 func TestCacheMatchesUncached(t *testing.T) {
-	p := joinedPlan(t, 1)
+	p := joinedPlan(t, 0)
 	ctx := context.Background()
 	plain := New(p, Options{})
-	cached := New(p, Options{Cache: zarr.NewChunkCache(256 << 20)})
+	cached := New(p, Options{Cache: pool.NewChunks(256 << 20)})
 	var want, got Batch
 	for epoch := range int64(2) {
 		var hits int64
@@ -68,21 +70,26 @@ func TestCacheMatchesUncached(t *testing.T) {
 	}
 }
 
-// BenchmarkCropJoined crops the real UKV + SEVIRI experiment: plain, with
-// locality (crops_per_t0 groups share chunk reads) and with a chunk cache,
-// whose benefit depends on how much of the data the budget holds. The
-// plain case is the reference.
+// BenchmarkCropJoined crops the real UKV + SEVIRI experiment: iid, iid
+// with a chunk cache (whose benefit depends on how much of the data the
+// budget holds), and in the blocked order with its pool. The plain case is
+// the reference.
 func BenchmarkCropJoined(b *testing.B) {
 	ctx := context.Background()
 	for _, tc := range []struct {
-		k     int64
-		cache int64
-	}{{1, 0}, {2, 0}, {4, 0}, {1, 64 << 20}, {1, 256 << 20}} {
-		b.Run(fmt.Sprintf("crops_per_t0=%d/cache=%dMiB", tc.k, tc.cache>>20), func(b *testing.B) {
-			p := joinedPlan(b, tc.k)
+		blocked bool
+		cache   int64
+	}{{false, 0}, {false, 64 << 20}, {false, 256 << 20}, {true, 64 << 20}} {
+		b.Run(fmt.Sprintf("blocked=%v/cache=%dMiB", tc.blocked, tc.cache>>20), func(b *testing.B) {
+			var p *sampler.Plan
+			if tc.blocked {
+				p = joinedPlan(b, tc.cache)
+			} else {
+				p = joinedPlan(b, 0)
+			}
 			var opts Options
 			if tc.cache > 0 {
-				opts.Cache = zarr.NewChunkCache(tc.cache)
+				opts.Cache = pool.NewChunks(tc.cache)
 			}
 			c := New(p, opts)
 			var all [][]sampler.Sample

@@ -87,27 +87,6 @@ func TestTicketRoundTrip(t *testing.T) {
 	}
 }
 
-func TestShardLen(t *testing.T) {
-	for _, n := range []int64{0, 1, 7, 37, 100} {
-		for _, shards := range []int{1, 2, 3, 12} {
-			var total int64
-			for shard := range shards {
-				var count int64
-				for i := int64(shard); i < n; i += int64(shards) {
-					count++
-				}
-				if got := shardLen(n, shard, shards); got != count {
-					t.Errorf("shardLen(%d, %d, %d) = %d, want %d", n, shard, shards, got, count)
-				}
-				total += count
-			}
-			if total != n {
-				t.Errorf("shards of %d over %d sum to %d", n, shards, total)
-			}
-		}
-	}
-}
-
 func FuzzParseCommand(f *testing.F) {
 	f.Add([]byte("seed: 1\nbatch_size: 4\nsources:\n  a: {store: a.zarr, array: v, crop: {x: 2}}\n"))
 	f.Add([]byte(`{"spec": "seed: 1", "spec_dir": "/data", "split": "val", "epoch": 3, "rank": 1, "world_size": 2, "streams": 4, "raw": true}`))

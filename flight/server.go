@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/lsio-loader/lsio-loader/cropper"
+	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/sampler"
 	"github.com/lsio-loader/lsio-loader/zarr"
 	"google.golang.org/grpc"
@@ -45,7 +47,7 @@ type Options struct {
 	// Cache, when set, keeps decoded chunks for every stream and
 	// experiment of the server: chunks that later batches touch again
 	// are neither read nor decoded again.
-	Cache *zarr.ChunkCache
+	Cache *pool.Chunks
 	// Memory bounds the bytes of batches in flight across all streams
 	// (0: no bound); a stream that cannot fit waits up to MemoryWait
 	// (default 30 s), then fails with ResourceExhausted.
@@ -61,11 +63,16 @@ type Options struct {
 type Server struct {
 	flight.BaseFlightServer
 
-	log      *slog.Logger
-	stores   *storeCache
-	plans    *lru[*sampler.Plan]
+	log    *slog.Logger
+	stores *storeCache
+	plans  *pool.LRU[string, *sampler.Plan]
+	// pools holds each blocked experiment's chunk pool, by plan key,
+	// shared by all its streams so that each chunk is decoded once.
+	pools    *pool.LRU[string, *pool.Chunks]
+	poolMu   sync.Mutex // one pool per plan, even when its streams start together
+	pooled   int64      // bytes of every pool made, for the memory limit
 	grace    time.Duration
-	cache    *zarr.ChunkCache
+	cache    *pool.Chunks
 	exposure Exposure
 	memory   *memoryBudget
 	// skipped counts the samples skipped under on_error: skip.
@@ -92,7 +99,8 @@ func New(opts Options) *Server {
 	return &Server{
 		log:      opts.Logger,
 		stores:   &storeCache{open: opts.Open, stores: make(map[string]zarr.Store)},
-		plans:    newLRU[*sampler.Plan](opts.Plans),
+		plans:    pool.NewLRU[string](int64(opts.Plans), func(*sampler.Plan) int64 { return 1 }),
+		pools:    pool.NewLRU[string](int64(opts.Plans), func(*pool.Chunks) int64 { return 1 }),
 		grace:    opts.ShutdownGrace,
 		cache:    opts.Cache,
 		exposure: opts.Exposure,
@@ -265,7 +273,7 @@ func (c *storeCache) get(ctx context.Context, url string) (zarr.Store, error) {
 // plan returns the validated plan for req, from the cache or built now.
 func (s *Server) plan(ctx context.Context, req *Request) (*sampler.Plan, error) {
 	key := req.planKey()
-	if p, ok := s.plans.get(key); ok {
+	if p, ok := s.plans.Get(key); ok {
 		return p, nil
 	}
 	dir := req.SpecDir
@@ -287,7 +295,7 @@ func (s *Server) plan(ctx context.Context, req *Request) (*sampler.Plan, error) 
 	if err != nil {
 		return nil, requestError{err}
 	}
-	s.plans.put(key, p)
+	s.plans.Put(key, p)
 	return p, nil
 }
 
@@ -334,8 +342,7 @@ func (s *Server) flightInfo(ctx context.Context, desc *flight.FlightDescriptor) 
 	}
 	for stream := range streams {
 		t := ticket{PlanKey: req.planKey(), Request: req, Stream: stream, Streams: streams}
-		shard, nShards := t.shard()
-		info.TotalRecords += shardLen(epochLen, shard, nShards)
+		info.TotalRecords += plan.StreamLen(req.Split, req.Rank, req.WorldSize, stream, streams)
 		info.Endpoint = append(info.Endpoint, &flight.FlightEndpoint{Ticket: &flight.Ticket{Ticket: t.encode()}})
 	}
 	s.log.Info("flight info", "split", req.Split, "epoch", req.Epoch, "rank", req.Rank, "world_size", req.WorldSize,
@@ -343,12 +350,49 @@ func (s *Server) flightInfo(ctx context.Context, desc *flight.FlightDescriptor) 
 	return info, nil
 }
 
-// shardLen counts the epoch positions i in [0, n) with i % nShards == shard.
-func shardLen(n int64, shard, nShards int) int64 {
-	if int64(shard) >= n {
-		return 0
+// chunkPool is where a plan's streams keep decoded chunks: a blocked
+// experiment's own pool of order.pool bytes, shared by all its streams so
+// that each block's chunks are decoded once whichever stream crops them;
+// otherwise the server's cache (nil when `serve -cache` is off).
+func (s *Server) chunkPool(key string, plan *sampler.Plan) *pool.Chunks {
+	if plan.Spec.Order.Mode != sampler.OrderBlocked {
+		return s.cache
 	}
-	return (n-int64(shard)-1)/int64(nShards) + 1
+	s.poolMu.Lock()
+	defer s.poolMu.Unlock()
+	if c, ok := s.pools.Get(key); ok {
+		return c
+	}
+	c := pool.NewChunks(int64(plan.Spec.Order.Pool))
+	s.pools.Put(key, c)
+	s.limitMemory(int64(plan.Spec.Order.Pool))
+	return c
+}
+
+// heapSlack is the memory a server needs beyond its chunk pools when it
+// has no -memory budget: batches in flight, decode buffers, the runtime.
+const heapSlack = 896 << 20
+
+// limitMemory keeps the heap near what the pools hold plus the batch
+// budget (heapSlack without one). The pools' evicted chunks are garbage
+// until a collection, and the collector's default pacing (GOGC=100) lets
+// the heap reach twice what is live before it runs: with a pool of
+// gigabytes that is gigabytes more. A soft limit makes it collect when it
+// nears that instead. One the user set (GOMEMLIMIT) is kept. Called with
+// s.poolMu held.
+func (s *Server) limitMemory(newPool int64) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	s.pooled += newPool
+	limit := s.pooled + heapSlack
+	if s.memory != nil {
+		limit = s.pooled + s.memory.limit
+	}
+	if s.cache != nil {
+		limit += s.cache.Budget()
+	}
+	debug.SetMemoryLimit(limit)
 }
 
 // GetSchema answers like GetFlightInfo, with the schema only.
@@ -470,8 +514,8 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	go func() {
 		defer producer.Done()
 		defer close(ready)
-		c := cropper.New(plan, cropper.Options{Raw: t.Request.Raw, Cache: s.cache})
-		bt, stop := newBatcher(plan.Batches(t.Request.Split, t.Request.Epoch, shard, nShards))
+		c := cropper.New(plan, cropper.Options{Raw: t.Request.Raw, Cache: s.chunkPool(t.PlanKey, plan)})
+		bt, stop := newBatcher(plan.StreamBatches(t.Request.Split, t.Request.Epoch, t.Request.Rank, t.Request.WorldSize, t.Stream, t.Streams))
 		defer stop()
 		for {
 			samples := bt.take(plan.BatchSize)

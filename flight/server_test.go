@@ -21,6 +21,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/testenv"
+	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/zarr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -148,31 +149,54 @@ func readAll(t testing.TB, client flight.Client, ep *flight.FlightEndpoint) []ar
 
 func TestServeGenericCrops(t *testing.T) {
 	// With a chunk cache the epoch is read twice: the second time from the
-	// cache, which must not change a value.
+	// cache, which must not change a value. A blocked experiment keeps its
+	// chunks in its own pool, shared by its streams, whether or not the
+	// server has a cache.
 	for _, tc := range []struct {
 		name   string
-		cache  *zarr.ChunkCache
+		cache  *pool.Chunks
 		passes int
-	}{{"uncached", nil, 1}, {"cached", zarr.NewChunkCache(1 << 20), 2}} {
+		order  string
+	}{
+		{"uncached", nil, 1, ""},
+		{"cached", pool.NewChunks(1 << 20), 2, ""},
+		{"blocked", nil, 1, "order: {mode: blocked, pool: 1MiB}\n"},
+		{"blocked-cached", pool.NewChunks(1 << 20), 2, "order: {mode: blocked, pool: 1MiB}\n"},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			shape := [3]int{6, 16, 20}
 			want := writeField(t, filepath.Join(dir, "field.zarr"), shape)
-			client := startServerWith(t, New(Options{Open: openDir, Cache: tc.cache}))
+			srv := New(Options{Open: openDir, Cache: tc.cache})
+			client := startServerWith(t, srv)
 			for range tc.passes {
-				checkGenericCrops(t, client, dir, shape, want)
+				checkGenericCrops(t, client, dir, fmt.Sprintf(genericSpec, 7)+tc.order, shape, want)
 			}
-			if tc.cache != nil && tc.cache.Hits() == 0 {
-				t.Errorf("the second pass found no chunk in the cache")
+			if tc.order == "" {
+				if tc.cache != nil && tc.cache.Hits() == 0 {
+					t.Errorf("the second pass found no chunk in the cache")
+				}
+				return
+			}
+			if used, n := srv.pools.Used(); n != 1 || used != 1 {
+				t.Fatalf("%d chunk pools for one blocked experiment", n)
+			}
+			key := (&Request{Spec: fmt.Sprintf(genericSpec, 7) + tc.order, SpecDir: dir}).planKey()
+			chunks, ok := srv.pools.Get(key)
+			if !ok || chunks.Hits() == 0 || chunks.Budget() != 1<<20 {
+				t.Errorf("the blocked experiment's pool: found %v, %d hits", ok, chunks.Hits())
+			}
+			if tc.cache != nil && tc.cache.Hits() != 0 {
+				t.Errorf("the blocked experiment read through the server's cache")
 			}
 		})
 	}
 }
 
-func checkGenericCrops(t *testing.T, client flight.Client, dir string, shape [3]int, want []float32) {
+func checkGenericCrops(t *testing.T, client flight.Client, dir, spec string, shape [3]int, want []float32) {
 	ctx := context.Background()
 
-	info, err := client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, fmt.Sprintf(genericSpec, 7), dir, nil)})
+	info, err := client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

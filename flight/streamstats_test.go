@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/lsio-loader/lsio-loader/pool"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,8 +15,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
-
-	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
 // lockedBuffer is a log sink that tests can read while the server writes.
@@ -28,6 +27,12 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // streamTotals sums the "stream done" records logged so far.
@@ -62,7 +67,7 @@ func (b *lockedBuffer) streamTotals(t *testing.T) (streams int, sums map[string]
 // through the cache, every chunk is a hit.
 func TestStreamStatsLogged(t *testing.T) {
 	ctx := context.Background()
-	serve := func(dir string, cache *zarr.ChunkCache) (pass func(wantStreams int) map[string]int64) {
+	serve := func(dir string, cache *pool.Chunks) (pass func(wantStreams int) map[string]int64) {
 		var logs lockedBuffer
 		client := startServerWith(t, New(Options{Open: openDir, Cache: cache, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}))
 		return func(wantStreams int) map[string]int64 {
@@ -105,7 +110,7 @@ func TestStreamStatsLogged(t *testing.T) {
 		t.Errorf("a store without chunk files: totals %v, want every chunk missing", got)
 	}
 
-	cache := zarr.NewChunkCache(1 << 20)
+	cache := pool.NewChunks(1 << 20)
 	pass := serve(intact, cache)
 	first := pass(3)
 	if first["chunks"] == 0 || first["missing"] != 0 || first["cache_hits"] != cache.Hits() {

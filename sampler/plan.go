@@ -40,6 +40,8 @@ type Plan struct {
 	// of every georeferenced source's extent.
 	bounds   box
 	hasSpace bool
+	// blocks is the blocked order's geometry; nil in the iid order.
+	blocks *blockGeometry
 }
 
 // location is a crop centre in OSGB metres and WGS84 degrees.
@@ -136,6 +138,9 @@ func NewPlan(ctx context.Context, spec *Spec, open func(ctx context.Context, url
 		return nil, err
 	}
 	if err := p.planSpace(); err != nil {
+		return nil, err
+	}
+	if err := p.planOrder(); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -464,18 +469,22 @@ func (p *Plan) EpochLen(split string) (int64, error) {
 	if p.t0s == nil {
 		return 1000, nil
 	}
-	// Every t0 once, or with locality every t0 in one group of
-	// crops_per_t0 samples.
-	return nT0 * p.groupSize(), nil
+	// Every t0 once.
+	return nT0, nil
 }
 
-// Batches yields the batches of one shard of one epoch: the epoch is a
-// seeded permutation of [0, EpochLen); shard s of n takes epoch positions i
-// with i % n == s, in order, grouped into batches of BatchSize (the last
-// partial batch kept). The sample at position i is a pure function of
-// (spec, seed, split, epoch, i), whatever the shard count. An unknown split
-// or a bad shard yields nothing; check with EpochLen first.
+// Batches yields the batches of one shard of one epoch. In the iid order
+// the epoch is a seeded permutation of [0, EpochLen); shard s of n takes
+// epoch positions i with i % n == s, in order, grouped into batches of
+// BatchSize (the last partial batch kept), and the sample at position i is
+// a pure function of (spec, seed, split, epoch, i), whatever the shard
+// count. In the blocked order shard s of n is rank s of world size n (see
+// StreamBatches). An unknown split or a bad shard yields nothing; check
+// with EpochLen first.
 func (p *Plan) Batches(split string, epoch int64, shard, nShards int) iter.Seq[[]Sample] {
+	if p.Spec.Order.Mode == OrderBlocked {
+		return p.StreamBatches(split, epoch, shard, nShards, 0, 1)
+	}
 	return func(yield func([]Sample) bool) {
 		n, err := p.EpochLen(split)
 		if err != nil || nShards <= 0 || shard < 0 || shard >= nShards {
@@ -483,17 +492,15 @@ func (p *Plan) Batches(split string, epoch int64, shard, nShards int) iter.Seq[[
 		}
 		batch := make([]Sample, 0, p.BatchSize)
 		stopped := false
-		p.shardPositions(n, shard, nShards, func(i int64) bool {
+		for i := int64(shard); i < n && !stopped; i += int64(nShards) {
 			batch = append(batch, p.sample(split, n, epoch, i))
 			if len(batch) == p.BatchSize {
 				if !yield(batch) {
 					stopped = true
-					return false
 				}
 				batch = make([]Sample, 0, p.BatchSize)
 			}
-			return true
-		})
+		}
 		if len(batch) > 0 && !stopped {
 			yield(batch)
 		}
@@ -510,19 +517,19 @@ func (p *Plan) Sample(split string, epoch, i int64) (Sample, error) {
 	if i < 0 || i >= n {
 		return Sample{}, fmt.Errorf("split %q: position %d is outside the epoch [0, %d)", split, i, n)
 	}
+	if p.Spec.Order.Mode == OrderBlocked {
+		return p.blockedSample(split, epoch, i)
+	}
 	return p.sample(split, n, epoch, i), nil
 }
 
-// sample generates position i of an epoch of n samples.
+// sample generates position i of an iid epoch of n samples: the epoch is a
+// keyed permutation of the items.
 func (p *Plan) sample(split string, n, epoch, i int64) Sample {
 	splitKey := hashString(split)
-	item, group := p.itemAt(n, i, key(p.Spec.Seed, splitKey, uint64(epoch)))
+	perm := newPermutation(uint64(n), key(p.Spec.Seed, splitKey, uint64(epoch)))
+	item := int64(perm.at(uint64(i)))
 	rng := counterRNG{key: key(p.Spec.Seed, splitKey, uint64(epoch), uint64(item))}
-	// With locality, what a group shares is drawn from a key of its own.
-	var grng *counterRNG
-	if group >= 0 {
-		grng = &counterRNG{key: key(p.Spec.Seed, splitKey, uint64(epoch), uint64(group), 0x10ca1)}
-	}
 	s := Sample{Epoch: epoch, Index: i, T0: NaT, X: math.NaN(), Y: math.NaN(), Lat: math.NaN(), Lon: math.NaN()}
 	var loc location
 	switch {
@@ -532,10 +539,7 @@ func (p *Plan) sample(split string, n, epoch, i int64) Sample {
 			s.T0 = p.t0s[split][item/int64(len(p.sites))]
 		}
 	case p.t0s != nil && p.Spec.SamplesPerEpoch == 0:
-		s.T0 = p.t0s[split][item/p.groupSize()]
-	case p.t0s != nil && grng != nil:
-		t0s := p.t0s[split]
-		s.T0 = t0s[grng.intn(uint64(len(t0s)))]
+		s.T0 = p.t0s[split][item]
 	case p.t0s != nil:
 		t0s := p.t0s[split]
 		s.T0 = t0s[rng.intn(uint64(len(t0s)))]
@@ -549,29 +553,28 @@ func (p *Plan) sample(split string, n, epoch, i int64) Sample {
 			}
 		}
 	}
+	p.cut(&s, loc, &rng)
+	return s
+}
+
+// cut sets s's location and cuts every source's window for it.
+func (p *Plan) cut(s *Sample, loc location, rng *counterRNG) {
 	if p.hasSpace {
 		s.X, s.Y, s.Lat, s.Lon = loc.x, loc.y, loc.lat, loc.lon
 	}
 	s.Windows = make([]Window, len(p.src))
 	for k := range p.src {
-		s.Windows[k] = p.window(k, &s, &rng, grng)
+		s.Windows[k] = p.window(k, s, rng)
 	}
-	return s
 }
 
-// window cuts source k for sample s. grng, non-nil with locality, draws
-// what the sample's group shares: for a generic source the start along its
-// first dim (its time, when it has one).
-func (p *Plan) window(k int, s *Sample, rng, grng *counterRNG) Window {
+// window cuts source k for sample s.
+func (p *Plan) window(k int, s *Sample, rng *counterRNG) Window {
 	ps, src := &p.src[k], &p.Sources[k]
 	w := Window{Start: make([]int64, len(ps.shape))}
 	if ps.kind == kindGeneric {
 		for d := range ps.shape {
-			r := rng
-			if d == 0 && grng != nil {
-				r = grng
-			}
-			w.Start[d] = int64(r.intn(uint64(ps.shape[d] - src.Size[d] + 1)))
+			w.Start[d] = int64(rng.intn(uint64(ps.shape[d] - src.Size[d] + 1)))
 		}
 		return w
 	}

@@ -42,24 +42,14 @@ type Spec struct {
 	OutOfBounds string `yaml:"out_of_bounds"`
 	// Sources are the named inputs; output order is sorted by name.
 	Sources map[string]*SourceSpec `yaml:"sources"`
-	// Locality, when set, makes consecutive samples of a batch share their
-	// t0 so that they share chunk reads; see LocalitySpec.
-	Locality *LocalitySpec `yaml:"locality"`
+	// Order is the epoch order: iid (default) or blocked; see OrderSpec.
+	Order OrderSpec `yaml:"order"`
+	// Locality is no longer a setting: the blocked order replaces it.
+	Locality removedField `yaml:"locality"`
 	// OnError is "raise" (default: a sample whose chunk is corrupt or
 	// unreadable fails its stream) or "skip" (the sample is logged with
 	// the chunk, counted, and replaced by the next one).
 	OnError string `yaml:"on_error"`
-}
-
-// LocalitySpec trades batch diversity for fewer chunk reads: the epoch is
-// cut into groups of CropsPerT0 consecutive samples that share one t0 (for
-// generic experiments: one start along the first dim) and differ only in
-// location (generic: the other dims). Groups, not samples, are shuffled and
-// dealt to shards, and a batch holds BatchSize/CropsPerT0 whole groups, so
-// samples within a batch are correlated in time.
-type LocalitySpec struct {
-	// CropsPerT0 is the group size k, 2 or more; it must divide batch_size.
-	CropsPerT0 int64 `yaml:"crops_per_t0"`
 }
 
 // Period is a closed range of t0s.
@@ -351,10 +341,12 @@ func (s *Spec) normalise(baseDir string) error {
 	if s.SamplesPerEpoch < 0 {
 		return fmt.Errorf("samples_per_epoch: %d is negative", s.SamplesPerEpoch)
 	}
-	if l := s.Locality; l != nil {
-		if l.CropsPerT0 < 2 || l.CropsPerT0 > int64(s.BatchSize) || int64(s.BatchSize)%l.CropsPerT0 != 0 {
-			return fmt.Errorf("locality.crops_per_t0: %d must be at least 2 and divide batch_size %d", l.CropsPerT0, s.BatchSize)
-		}
+	if s.Locality {
+		return errors.New("locality: removed; the blocked order replaces it: order: {mode: blocked, pool: 2GiB} " +
+			"reuses each decoded chunk for many crops while keeping batches spread over time and space")
+	}
+	if err := s.Order.normalise(); err != nil {
+		return err
 	}
 	if s.T0Resolution < 0 {
 		return fmt.Errorf("t0_resolution: %v is negative", time.Duration(s.T0Resolution))

@@ -66,7 +66,7 @@ type ReadStats struct {
 	BytesDecoded int64
 	// BytesDelivered counts bytes copied into the destinations.
 	BytesDelivered int64
-	// CacheHits counts the chunks of Chunks found in a ChunkCache.
+	// CacheHits counts the chunks of Chunks found in a ChunkPool.
 	CacheHits int64
 }
 

@@ -17,7 +17,7 @@ const (
 	modeRaw           // uncompressed: fetch only the byte runs the regions need
 	modeBlosc         // blosc: fetch whole, decode only the needed blocks
 	modeAbsent        // known absent (empty inner chunk or missing shard)
-	modeCached        // decoded already, in the ChunkCache
+	modeCached        // decoded already, in the ChunkPool
 )
 
 // chunkJob is one read chunk that some regions overlap.
@@ -68,7 +68,7 @@ const mergeGap = 64 << 10
 type readOp struct {
 	a        *Array
 	chain    *codecChain // of the read chunks
-	cache    *ChunkCache // nil: none
+	cache    ChunkPool   // nil: none
 	hits     int64
 	regions  []Region
 	dsts     [][]byte
@@ -128,10 +128,10 @@ func (a *Array) putOp(op *readOp) {
 	a.ops.Put(op)
 }
 
-// ReadRegionsCached is ReadRegions with a cache of decoded chunks: chunks
+// ReadRegionsCached is ReadRegions with a pool of decoded chunks: chunks
 // found there are neither fetched nor decoded, and chunks that are decoded
-// are decoded whole and kept there. A nil cache is ReadRegions.
-func (a *Array) ReadRegionsCached(ctx context.Context, cache *ChunkCache, regions []Region, dsts [][]byte) (ReadStats, error) {
+// are decoded whole and kept there. A nil pool is ReadRegions.
+func (a *Array) ReadRegionsCached(ctx context.Context, cache ChunkPool, regions []Region, dsts [][]byte) (ReadStats, error) {
 	return a.readRegions(ctx, cache, regions, dsts)
 }
 
@@ -146,7 +146,7 @@ func (a *Array) ReadRegions(ctx context.Context, regions []Region, dsts [][]byte
 	return a.readRegions(ctx, nil, regions, dsts)
 }
 
-func (a *Array) readRegions(ctx context.Context, cache *ChunkCache, regions []Region, dsts [][]byte) (ReadStats, error) {
+func (a *Array) readRegions(ctx context.Context, cache ChunkPool, regions []Region, dsts [][]byte) (ReadStats, error) {
 	var st ReadStats
 	if len(regions) != len(dsts) {
 		return st, a.errorf("ReadRegions: %d regions but %d destinations", len(regions), len(dsts))
@@ -211,7 +211,7 @@ func (op *readOp) run(ctx context.Context) error {
 			continue
 		}
 		if op.cache != nil {
-			if data, ok := op.cache.get(chunkID{a, job.lin}); ok {
+			if data, ok := op.cache.Chunk(a, job.lin); ok {
 				job.mode, job.cached = modeCached, data
 				op.hits++
 				continue
@@ -593,7 +593,7 @@ func (op *readOp) finish(c completion, reqJobs []request) error {
 		// out is the store's buffer, which goes back to the store.
 		out = append([]byte(nil), out...)
 	}
-	op.cache.add(chunkID{a, job.lin}, out)
+	op.cache.Keep(a, job.lin, out)
 	return nil
 }
 

@@ -3,24 +3,22 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 
 	"github.com/lsio-loader/lsio-loader/cropper"
-	"github.com/lsio-loader/lsio-loader/internal/npy"
 	"github.com/lsio-loader/lsio-loader/sampler"
 )
 
 // runSample writes the first N samples of an epoch of an experiment, with
-// their provenance, to an .npz file.
+// their provenance, to an .npz file; with --randomness it prints how spread
+// the epoch's batches are against the iid order instead.
 func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
 	n := fs.Int64("n", 8, "number of samples: epoch positions 0..n-1")
@@ -29,8 +27,9 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 	epoch := fs.Int64("epoch", 0, "epoch")
 	raw := fs.Bool("raw", false, "stored values in the stored dtype: no masking, normalisation or conversion")
 	out := fs.String("o", "", "output .npz file")
+	randomness := fs.Bool("randomness", false, "print the epoch's within-batch spread and time coverage against the iid order")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: loader sample SPEC -n N [--seed S] [--split train] [--epoch E] [--raw] -o OUT.npz")
+		fmt.Fprintln(fs.Output(), "usage: loader sample SPEC (-n N -o OUT.npz | --randomness) [--seed S] [--split train] [--epoch E] [--raw]")
 		fs.PrintDefaults()
 	}
 	// Flags may come before or after the spec.
@@ -39,16 +38,14 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := fs.Parse(rest); err != nil {
 			return err
 		}
-		rest = fs.Args()
-		if len(rest) == 0 {
+		if rest = fs.Args(); len(rest) == 0 {
 			break
 		}
-		pos = append(pos, rest[0])
-		rest = rest[1:]
+		pos, rest = append(pos, rest[0]), rest[1:]
 	}
-	if len(pos) != 1 || *out == "" {
+	if len(pos) != 1 || (*out == "") == !*randomness {
 		fs.Usage()
-		return errors.New("want one SPEC and -o OUT.npz")
+		return errors.New("want one SPEC and either -o OUT.npz or --randomness")
 	}
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -67,6 +64,18 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
+	if *randomness {
+		r, err := plan.Randomness(*split, *epoch)
+		if err != nil {
+			return err
+		}
+		blocks, bytes := plan.Resident()
+		fmt.Fprintf(stdout, "order %s: %d samples, %d per batch, %d resident blocks of ~%.1f MiB\n", r.Order, r.Samples, plan.BatchSize, blocks, float64(bytes)/(1<<20))
+		fmt.Fprintf(stdout, "within-batch spread in time:  %.3g %s (iid %.3g): %.2f× iid\n", r.Time, r.TimeUnit, r.IIDTime, r.TimeSpread)
+		fmt.Fprintf(stdout, "within-batch spread in space: %.3g %s (iid %.3g): %.2f× iid\n", r.Space, r.SpaceUnit, r.IIDSpace, r.SpaceSpread)
+		fmt.Fprintf(stdout, "coverage per eighth of the time axis (× uniform share): %.2f\n", r.Eighths)
+		return nil
+	}
 	epochLen, err := plan.EpochLen(*split)
 	if err != nil {
 		return err
@@ -74,11 +83,9 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 	if *n <= 0 || *n > epochLen {
 		return fmt.Errorf("-n %d: want 1..%d, the epoch's length", *n, epochLen)
 	}
-	samples := make([]sampler.Sample, *n)
-	for i := range samples {
-		if samples[i], err = plan.Sample(*split, *epoch, int64(i)); err != nil {
-			return err
-		}
+	samples, err := plan.Samples(*split, *epoch, *n)
+	if err != nil {
+		return err
 	}
 	var b cropper.Batch
 	if err := cropper.New(plan, cropper.Options{Raw: *raw}).Crop(ctx, samples, &b); err != nil {
@@ -87,13 +94,12 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 	amp := b.Stats.ReadAmplification()
 	slog.Info("sampled", "spec", pos[0], "n", *n, "chunks", b.Stats.Chunks, "bytes_read", b.Stats.BytesRead,
 		"bytes_decoded", b.Stats.BytesDecoded, "bytes_delivered", b.Stats.BytesDelivered, "read_amplification", amp)
-
 	f, err := os.Create(*out)
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	if err := writeSampleNPZ(w, plan, &b, amp); err != nil {
+	if err := cropper.WriteNPZ(w, plan, &b, amp); err != nil {
 		f.Close()
 		return fmt.Errorf("%s: %w", *out, err)
 	}
@@ -102,136 +108,4 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%s: %w", *out, err)
 	}
 	return f.Close()
-}
-
-func writeSampleNPZ(w io.Writer, plan *sampler.Plan, b *cropper.Batch, amp float64) error {
-	z := npy.NewNPZ(w)
-	n := int64(len(b.Samples))
-	i64 := func(v []int64) []byte {
-		out := make([]byte, 8*len(v))
-		for i, x := range v {
-			binary.LittleEndian.PutUint64(out[8*i:], uint64(x))
-		}
-		return out
-	}
-	f64 := func(get func(s *sampler.Sample) float64) []byte {
-		out := make([]byte, 8*n)
-		for i := range b.Samples {
-			binary.LittleEndian.PutUint64(out[8*i:], math.Float64bits(get(&b.Samples[i])))
-		}
-		return out
-	}
-	t0 := make([]int64, n)
-	for i, s := range b.Samples {
-		t0[i] = s.T0
-	}
-	if err := z.Add("t0", "<M8[ns]", []int64{n}, i64(t0)); err != nil {
-		return err
-	}
-	for k, src := range plan.Sources {
-		nd := int64(len(src.Dims))
-		name := src.Name
-		if err := z.Add(name, npyDType(b.DTypes[k]), append([]int64{n}, src.OutShape...), b.Data[k]); err != nil {
-			return err
-		}
-		if err := addStrings(z, name+".store", nil, []string{src.StoreURL}); err != nil {
-			return err
-		}
-		if err := addStrings(z, name+".array", nil, []string{src.ArrayPath}); err != nil {
-			return err
-		}
-		if err := addStrings(z, name+".dims", []int64{nd}, src.Dims); err != nil {
-			return err
-		}
-		isel := make([]int64, 0, n*nd*2)
-		var times []int64
-		avail := make([]int64, n)
-		for i := range b.Samples {
-			win := b.Samples[i].Windows[k]
-			avail[i] = win.AvailableT
-			for d := range nd {
-				isel = append(isel, win.Start[d], win.Start[d]+src.Size[d])
-			}
-			times = append(times, plan.TimeLabels(k, win)...)
-		}
-		if err := z.Add(name+".isel", "<i8", []int64{n, nd, 2}, i64(isel)); err != nil {
-			return err
-		}
-		if src.Axes != nil {
-			axes := make([]string, 4)
-			for a, d := range src.Axes {
-				if d >= 0 {
-					axes[a] = src.Dims[d]
-				}
-			}
-			if err := addStrings(z, name+".axes", []int64{4}, axes); err != nil {
-				return err
-			}
-		}
-		if len(times) > 0 {
-			// Steps from available_t on were dropped out and hold the fill.
-			if err := z.Add(name+".available_t", "<i8", []int64{n}, i64(avail)); err != nil {
-				return err
-			}
-			if err := z.Add(name+".time", "<M8[ns]", []int64{n, int64(len(times)) / n}, i64(times)); err != nil {
-				return err
-			}
-		}
-	}
-	for _, c := range []struct {
-		name string
-		get  func(s *sampler.Sample) float64
-	}{
-		{"x", func(s *sampler.Sample) float64 { return s.X }},
-		{"y", func(s *sampler.Sample) float64 { return s.Y }},
-		{"lat", func(s *sampler.Sample) float64 { return s.Lat }},
-		{"lon", func(s *sampler.Sample) float64 { return s.Lon }},
-	} {
-		if err := z.Add(c.name, "<f8", []int64{n}, f64(c.get)); err != nil {
-			return err
-		}
-	}
-	ampBytes := make([]byte, 8)
-	binary.LittleEndian.PutUint64(ampBytes, math.Float64bits(amp))
-	if err := z.Add("read_amplification", "<f8", []int64{}, ampBytes); err != nil {
-		return err
-	}
-	return z.Close()
-}
-
-// npyDType maps a Batch dtype onto NumPy's: bfloat16 has no NumPy dtype,
-// so its raw 16-bit patterns go out as <u2.
-func npyDType(d string) string {
-	switch d {
-	case "float32":
-		return "<f4"
-	case "float16":
-		return "<f2"
-	case "bfloat16":
-		return "<u2"
-	}
-	return d
-}
-
-// addStrings adds fixed-width unicode strings (shape nil: a 0-d array).
-func addStrings(z *npy.NPZ, name string, shape []int64, vals []string) error {
-	width := 1
-	for _, v := range vals {
-		width = max(width, len([]rune(v)))
-	}
-	data := make([]byte, 0, 4*width*len(vals))
-	for _, v := range vals {
-		r := []rune(v)
-		for i := range width {
-			var c rune
-			if i < len(r) {
-				c = r[i]
-			}
-			data = binary.LittleEndian.AppendUint32(data, uint32(c))
-		}
-	}
-	if shape == nil {
-		shape = []int64{}
-	}
-	return z.Add(name, "<U"+strconv.Itoa(width), shape, data)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lsio-loader/lsio-loader/cloud"
 	"github.com/lsio-loader/lsio-loader/flight"
+	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/store"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
@@ -87,7 +88,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	opts := flight.Options{Open: open, Plans: *plans, Logger: log, Exposure: exposure, Memory: memBytes}
 	if cacheBytes > 0 {
-		opts.Cache = zarr.NewChunkCache(cacheBytes)
+		opts.Cache = pool.NewChunks(cacheBytes)
 	}
 	srv := flight.New(opts)
 	log.Info("serving", "addr", *listen, "pid", os.Getpid(), "memory_MB", memBytes>>20)

@@ -1,0 +1,671 @@
+package sampler
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The epoch orders.
+const (
+	// OrderIID draws every sample independently: each batch is a uniform
+	// draw, and each crop decodes its own chunks.
+	OrderIID = "iid"
+	// OrderBlocked visits the data in chunk-aligned blocks (see
+	// blockGeometry): each block's chunks are decoded once into the pool and
+	// serve all its crops, while each batch mixes crops of many resident
+	// blocks.
+	OrderBlocked = "blocked"
+)
+
+// OrderSpec chooses how an epoch's samples are ordered.
+type OrderSpec struct {
+	// Mode is "iid" (default) or "blocked".
+	Mode string `yaml:"mode"`
+	// Pool is, for the blocked order, the memory for decoded chunks held
+	// for reuse, such as 2GiB; it sets how many blocks are resident at once.
+	Pool ByteSize `yaml:"pool"`
+}
+
+func (o *OrderSpec) normalise() error {
+	switch o.Mode {
+	case "", OrderIID:
+		o.Mode = OrderIID
+		if o.Pool != 0 {
+			return errors.New("order.pool: only the blocked order has a pool (order: {mode: blocked, pool: 2GiB})")
+		}
+	case OrderBlocked:
+		if o.Pool <= 0 {
+			return errors.New("order.pool: the blocked order needs the memory for decoded chunks, such as 2GiB")
+		}
+	default:
+		return fmt.Errorf("order.mode: %q is not iid or blocked", o.Mode)
+	}
+	return nil
+}
+
+// ByteSize is a memory size in a spec: bytes, or a number with a unit
+// (KB, MB, GB, TB in powers of 1000; KiB, MiB, GiB, TiB in powers of 1024).
+type ByteSize int64
+
+// UnmarshalYAML parses a size such as 512MiB.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a size such as 2GiB, got a %s", nodeKind(n))
+	}
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return err
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// ParseByteSize reads a size in bytes with an optional unit.
+func ParseByteSize(text string) (int64, error) {
+	units := []struct {
+		suffix string
+		scale  float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	number, scale := strings.TrimSpace(text), 1.0
+	for _, u := range units {
+		if strings.HasSuffix(number, u.suffix) {
+			number, scale = strings.TrimSpace(strings.TrimSuffix(number, u.suffix)), u.scale
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(number, 64)
+	if err != nil || v < 0 || math.IsNaN(v) || v*scale >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q: want a size such as 512MiB or 2GiB", text)
+	}
+	return int64(v * scale), nil
+}
+
+// removedField marks a spec key that was removed: any value parses, and
+// normalise says what replaces it.
+type removedField bool
+
+func (r *removedField) UnmarshalYAML(*yaml.Node) error { *r = true; return nil }
+
+// blockGeometry is how the blocked order cuts the sample space into blocks.
+//
+// Generic experiments (every source generic): a block is a hyper-rectangle
+// of whole chunks of the lead source (the first), cell[d] long along each
+// dim (a whole number of chunks, at least about twice the crop). Along the
+// space dims (the last two) its crops start where their whole window lies
+// inside it, so a block's crops decode only its chunks there; along the
+// others (time) the cells split the starts, so every start is reached each
+// epoch, and a block reaches size−1 past its cell. The cell grid moves by
+// a seeded whole number of chunks each epoch, so over epochs every start
+// is reached along every dim.
+//
+// Georeferenced experiments: a block is a run of consecutive t0s (those in
+// one cell of dur ns, a whole number of the timed sources' chunks and at
+// least about twice their windows) × a tile of tileX × tileY OSGB metres
+// (a whole number of chunks of each source's pixels, at least about twice
+// its crop); its crops draw their t0 from the run and their location from
+// the tile (or its sites). Both grids move by a seeded offset each epoch.
+type blockGeometry struct {
+	generic      bool
+	cell, step   []int64 // generic: per dim of the lead source
+	inside       []bool  // generic: whether crops lie inside cells along the dim
+	dur          int64   // ns; 0: one time cell
+	tileX, tileY float64 // OSGB metres
+	// bytes estimates one block's decoded chunks, over every source.
+	bytes int64
+	// resident is how many blocks a batch draws from at once.
+	resident int
+}
+
+// poolShare is how much of the pool resident blocks may fill: the rest is
+// slack for the blocks entering while others leave, so that least recently
+// used eviction drops retired blocks' chunks, not resident ones'.
+const poolShare = 2
+
+// planOrder sizes the blocked order's blocks and how many are resident.
+func (p *Plan) planOrder() error {
+	o := p.Spec.Order
+	if o.Mode != OrderBlocked {
+		return nil
+	}
+	g := &blockGeometry{generic: true}
+	for i := range p.src {
+		if p.src[i].kind != kindGeneric {
+			g.generic = false
+		}
+	}
+	if g.generic {
+		s, a := &p.Sources[0], p.Sources[0].Array
+		g.bytes = int64(a.DType.Size)
+		nSpace := min(len(s.Size)-1, 2)
+		for d, size := range s.Size {
+			inside := d >= len(s.Size)-nSpace
+			c, n := a.ReadChunkShape[d], a.Shape[d]
+			r := c * max(1, ceilDiv(max(2*(size-1), size), c))
+			step := c
+			if r >= n {
+				r, step = n, 0
+			}
+			g.cell, g.step, g.inside = append(g.cell, r), append(g.step, step), append(g.inside, inside)
+			reach := r
+			if !inside {
+				reach = min(r+size-1, n)
+			}
+			g.bytes *= min(ceilDiv(reach, c)*c, ceilDiv(n, c)*c) // edge chunks decode whole
+		}
+		for k := 1; k < len(p.Sources); k++ {
+			g.bytes += p.footprint(k, nil)
+		}
+	} else {
+		p.geoGeometry(g)
+	}
+	g.resident = int(min(int64(p.BatchSize), int64(o.Pool)/(poolShare*max(g.bytes, 1))))
+	if g.resident < 2 {
+		return fmt.Errorf("order.pool: %s is too small: a batch draws from at least 2 resident blocks of about %s of decoded chunks each, "+
+			"and the pool keeps %d× what resident blocks need; give at least %s", sizeString(int64(o.Pool)), sizeString(g.bytes),
+			poolShare, sizeString(2*poolShare*g.bytes))
+	}
+	p.blocks = g
+	return nil
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+}
+
+// geoGeometry sizes time cells and tiles from the sources' chunks.
+func (p *Plan) geoGeometry(g *blockGeometry) {
+	for i := range p.src {
+		s := &p.src[i]
+		a := p.Sources[i].Array
+		switch s.kind {
+		case kindTime:
+			spacing := s.res / s.stride
+			c := a.ReadChunkShape[s.timeDim] * spacing
+			span := (s.nT - 1) * s.res
+			g.dur = max(g.dur, c*max(1, ceilDiv(2*span, c)))
+		case kindNWP:
+			if len(s.times) > 1 {
+				c := a.ReadChunkShape[s.initDim] * (s.times[1] - s.times[0])
+				g.dur = max(g.dur, c)
+			}
+		}
+		if s.grid != nil {
+			e := s.grid.extent()
+			px, py := (e.x1-e.x0)/float64(s.shape[s.xDim]), (e.y1-e.y0)/float64(s.shape[s.yDim])
+			cx, cy := a.ReadChunkShape[s.xDim], a.ReadChunkShape[s.yDim]
+			g.tileX = max(g.tileX, float64(cx*max(1, ceilDiv(max(2*(s.w-1), s.w), cx)))*px)
+			g.tileY = max(g.tileY, float64(cy*max(1, ceilDiv(max(2*(s.h-1), s.h), cy)))*py)
+		}
+	}
+	for k := range p.src {
+		g.bytes += p.footprint(k, g)
+	}
+}
+
+// footprint estimates the decoded bytes of the chunks of source k that one
+// block's crops touch: per dim, the extent those crops span, in whole
+// chunks plus one for misalignment. g nil: an iid-drawn source (one crop).
+func (p *Plan) footprint(k int, g *blockGeometry) int64 {
+	s, src := &p.src[k], &p.Sources[k]
+	a := src.Array
+	n := int64(a.DType.Size)
+	for d, size := range src.Size {
+		e := size
+		if g != nil && s.kind != kindGeneric {
+			switch d {
+			case s.xDim:
+				e += int64(g.tileX / ((s.grid.extent().x1 - s.grid.extent().x0) / float64(s.shape[d])))
+			case s.yDim:
+				e += int64(g.tileY / ((s.grid.extent().y1 - s.grid.extent().y0) / float64(s.shape[d])))
+			case s.timeDim:
+				e += g.dur / max(s.res/s.stride, 1)
+			case s.initDim:
+				if len(s.times) > 1 {
+					e += g.dur / max(s.times[1]-s.times[0], 1)
+				}
+			case s.stepDim:
+				e = int64(len(s.steps))
+			}
+		}
+		c := a.ReadChunkShape[d]
+		n *= min(ceilDiv(min(e, a.Shape[d]), c)+1, ceilDiv(a.Shape[d], c)) * c
+	}
+	return n
+}
+
+// Resident is how many blocks a batch of the blocked order draws from at
+// once, and the estimated decoded bytes of one block; 0, 0 in the iid order.
+func (p *Plan) Resident() (blocks int, blockBytes int64) {
+	if p.blocks == nil {
+		return 0, 0
+	}
+	return p.blocks.resident, p.blocks.bytes
+}
+
+// cellRange is one cell along one axis: [lo, hi] of starts (generic) or
+// [lo, hi) of t0 indices.
+type cellRange struct{ lo, hi int64 }
+
+// tile is one spatial cell: a box, and its sites when locations are sites.
+type tile struct {
+	b      box
+	sites  []int32
+	weight float64
+}
+
+// epochBlocks is one epoch's blocks: the cartesian product of cells along
+// each axis (generic: each dim; geo: time cells × tiles), block b being
+// the mixed-radix digits of b.
+type epochBlocks struct {
+	axes   [][]cellRange // generic: per dim; geo: one axis of time cells
+	tiles  []tile        // geo only
+	counts []int64       // samples per block
+	order  []int32       // blocks with samples, in the epoch's order
+}
+
+func (e *epochBlocks) n() int {
+	n := 1
+	for _, a := range e.axes {
+		n *= len(a)
+	}
+	if e.tiles != nil {
+		n *= len(e.tiles)
+	}
+	return n
+}
+
+// cellsOf returns block b's cell index along each axis (and its tile last).
+func (e *epochBlocks) cellsOf(b int, out []int) []int {
+	tileIdx := -1
+	if e.tiles != nil {
+		tileIdx = b % len(e.tiles)
+		b /= len(e.tiles)
+	}
+	out = append(out[:0], make([]int, len(e.axes))...)
+	for i := len(e.axes) - 1; i >= 0; i-- {
+		out[i] = b % len(e.axes[i])
+		b /= len(e.axes[i])
+	}
+	if tileIdx >= 0 {
+		out = append(out, tileIdx)
+	}
+	return out
+}
+
+// blocksOf builds an epoch's blocks and deals its n samples among them in
+// proportion to how many distinct samples each can give.
+func (p *Plan) blocksOf(split string, epoch int64, n int64) *epochBlocks {
+	g := p.blocks
+	splitKey := hashString(split)
+	off := counterRNG{key: key(p.Spec.Seed, splitKey, uint64(epoch), 0x0ff5e7)}
+	e := &epochBlocks{}
+	var weights []float64
+	if g.generic {
+		s := &p.Sources[0]
+		for d, size := range s.Size {
+			shape, r := s.Array.Shape[d], g.cell[d]
+			o := int64(0)
+			if g.step[d] > 0 {
+				o = g.step[d] * int64(off.intn(uint64(r/g.step[d])))
+			}
+			var cells []cellRange
+			b := o
+			if o > 0 {
+				b = o - r
+			}
+			for ; b < shape; b += r {
+				lo, hi := max(b, 0), min(b+r, shape)
+				switch {
+				case !g.inside[d] && lo <= shape-size:
+					cells = append(cells, cellRange{lo, min(hi-1, shape-size)})
+				case g.inside[d] && hi-lo >= size:
+					cells = append(cells, cellRange{lo, hi - size})
+				}
+			}
+			e.axes = append(e.axes, cells)
+		}
+		weights = make([]float64, e.n())
+		var digits []int
+		for b := range weights {
+			digits = e.cellsOf(b, digits)
+			w := 1.0
+			for d, c := range digits {
+				cell := e.axes[d][c]
+				w *= float64(cell.hi - cell.lo + 1)
+			}
+			weights[b] = w
+		}
+	} else {
+		var cells []cellRange
+		if t0s := p.t0s[split]; t0s != nil {
+			o := int64(0)
+			if g.dur > 0 {
+				o = int64(off.float64() * float64(g.dur))
+			}
+			id := func(t int64) int64 {
+				if g.dur == 0 {
+					return 0
+				}
+				return int64(math.Floor(float64(t-o) / float64(g.dur)))
+			}
+			for i := 0; i < len(t0s); {
+				j := i + 1
+				for j < len(t0s) && id(t0s[j]) == id(t0s[i]) {
+					j++
+				}
+				cells = append(cells, cellRange{int64(i), int64(j)})
+				i = j
+			}
+		} else {
+			cells = []cellRange{{0, 1}}
+		}
+		e.axes = [][]cellRange{cells}
+		e.tiles = p.tilesOf(&off)
+		weights = make([]float64, e.n())
+		var digits []int
+		for b := range weights {
+			digits = e.cellsOf(b, digits)
+			c := cells[digits[0]]
+			weights[b] = float64(c.hi-c.lo) * e.tiles[digits[1]].weight
+		}
+	}
+	e.counts = apportion(n, weights)
+	perm := newPermutation(uint64(len(weights)), key(p.Spec.Seed, splitKey, uint64(epoch), 0xb10c))
+	for i := range uint64(len(weights)) {
+		if b := int32(perm.at(i)); e.counts[b] > 0 {
+			e.order = append(e.order, b)
+		}
+	}
+	return e
+}
+
+// tilesOf cuts the common area into tiles, weighted by the sites in them
+// or by the share of their area where crops fit; tiles with no weight are
+// dropped.
+func (p *Plan) tilesOf(off *counterRNG) []tile {
+	g, b := p.blocks, p.bounds
+	ox, oy := off.float64()*g.tileX, off.float64()*g.tileY
+	x0, y0 := b.x0-ox, b.y0-oy
+	nx := max(1, int(math.Ceil((b.x1-x0)/g.tileX)))
+	ny := max(1, int(math.Ceil((b.y1-y0)/g.tileY)))
+	if g.tileX <= 0 || g.tileY <= 0 || nx*ny > 1<<20 {
+		nx, ny, x0, y0 = 1, 1, b.x0, b.y0
+	}
+	all := make([]tile, nx*ny)
+	for iy := range ny {
+		for ix := range nx {
+			x, y := x0+float64(ix)*g.tileX, y0+float64(iy)*g.tileY
+			all[iy*nx+ix].b = box{max(x, b.x0), min(x+g.tileX, b.x1), max(y, b.y0), min(y+g.tileY, b.y1)}
+			if nx*ny == 1 {
+				all[0].b = b
+			}
+		}
+	}
+	if p.sites != nil {
+		// Every site in exactly one tile, those beyond the area's edges
+		// (padding) in the nearest.
+		for i, l := range p.sites {
+			ix := min(max(int(math.Floor((l.x-x0)/g.tileX)), 0), nx-1)
+			iy := min(max(int(math.Floor((l.y-y0)/g.tileY)), 0), ny-1)
+			if nx*ny == 1 {
+				ix, iy = 0, 0
+			}
+			t := &all[iy*nx+ix]
+			t.sites = append(t.sites, int32(i))
+			t.weight++
+		}
+	} else {
+		const probes = 32
+		for i := range all {
+			t := &all[i]
+			q := *p
+			q.bounds = t.b
+			rng := counterRNG{key: key(off.key, uint64(i))}
+			ok := 0
+			for range probes {
+				if _, in := q.drawLocation(&rng); in {
+					ok++
+				}
+			}
+			t.weight = (t.b.x1 - t.b.x0) * (t.b.y1 - t.b.y0) * float64(ok) / probes
+		}
+	}
+	var tiles []tile
+	for _, t := range all {
+		if t.weight > 0 {
+			tiles = append(tiles, t)
+		}
+	}
+	if len(tiles) == 0 {
+		// No probe fitted anywhere (crops fit only in slivers): one tile,
+		// the whole area, drawn as iid draws.
+		tiles = []tile{{b: b, weight: 1}}
+	}
+	return tiles
+}
+
+// apportion deals n among weights in proportion (largest remainders, ties
+// to the lower index).
+func apportion(n int64, weights []float64) []int64 {
+	var total float64
+	for _, w := range weights {
+		total += w
+	}
+	counts := make([]int64, len(weights))
+	if total <= 0 {
+		return counts
+	}
+	type rem struct {
+		i int
+		f float64
+	}
+	rems := make([]rem, len(weights))
+	var dealt int64
+	for i, w := range weights {
+		q := float64(n) * w / total
+		counts[i] = int64(q)
+		dealt += counts[i]
+		rems[i] = rem{i, q - float64(counts[i])}
+	}
+	sort.SliceStable(rems, func(a, b int) bool { return rems[a].f > rems[b].f })
+	for k := 0; dealt < n; k = (k + 1) % len(rems) {
+		counts[rems[k].i]++
+		dealt++
+	}
+	return counts
+}
+
+// slot is one epoch position of the blocked order: the j-th sample of
+// block b.
+type slot struct{ b, j int32 }
+
+// sequence lays out a blocked epoch: blocks enter in the epoch's order,
+// resident at most g.resident at a time, and each position draws from a
+// resident block with probability proportional to the samples it has
+// left, so blocks drain together and every batch mixes many of them.
+func (p *Plan) sequence(split string, epoch int64, e *epochBlocks, n int64) []slot {
+	rng := counterRNG{key: key(p.Spec.Seed, hashString(split), uint64(epoch), 0x5e9)}
+	out := make([]slot, 0, n)
+	type live struct {
+		b         int32
+		next, end int64
+	}
+	res := make([]live, 0, p.blocks.resident)
+	nextBlock := 0
+	var left int64
+	for int64(len(out)) < n {
+		for len(res) < p.blocks.resident && nextBlock < len(e.order) {
+			b := e.order[nextBlock]
+			nextBlock++
+			res = append(res, live{b: b, end: e.counts[b]})
+			left += e.counts[b]
+		}
+		if left == 0 {
+			break // no block has samples left: nothing fits (cannot happen with a valid plan)
+		}
+		r := int64(rng.intn(uint64(left)))
+		k := 0
+		for ; r >= res[k].end-res[k].next; k++ {
+			r -= res[k].end - res[k].next
+		}
+		out = append(out, slot{res[k].b, int32(res[k].next)})
+		res[k].next++
+		left--
+		if res[k].next == res[k].end {
+			res = append(res[:k], res[k+1:]...)
+		}
+	}
+	return out
+}
+
+// blockSample draws the j-th sample of block b, at epoch position i.
+func (p *Plan) blockSample(split string, epoch, i int64, e *epochBlocks, sl slot, digits []int) Sample {
+	rng := counterRNG{key: key(p.Spec.Seed, hashString(split), uint64(epoch), 0xb10c, uint64(sl.b), uint64(sl.j))}
+	s := Sample{Epoch: epoch, Index: i, T0: NaT, X: math.NaN(), Y: math.NaN(), Lat: math.NaN(), Lon: math.NaN()}
+	digits = e.cellsOf(int(sl.b), digits)
+	if p.blocks.generic {
+		p.cut(&s, location{}, &rng)
+		w := s.Windows[0].Start
+		for d, c := range digits {
+			cell := e.axes[d][c]
+			w[d] = cell.lo + int64(rng.intn(uint64(cell.hi-cell.lo+1)))
+		}
+		return s
+	}
+	cell, t := e.axes[0][digits[0]], &e.tiles[digits[1]]
+	if t0s := p.t0s[split]; t0s != nil {
+		s.T0 = t0s[cell.lo+int64(rng.intn(uint64(cell.hi-cell.lo)))]
+	}
+	var loc location
+	if p.sites != nil {
+		loc = p.sites[t.sites[rng.intn(uint64(len(t.sites)))]]
+	} else {
+		q := *p
+		q.bounds = t.b
+		ok := false
+		for range maxDraws {
+			if loc, ok = q.drawLocation(&rng); ok {
+				break
+			}
+		}
+		// A tile where crops rarely fit: fall back on the whole area.
+		for range maxDraws {
+			if ok {
+				break
+			}
+			loc, ok = p.drawLocation(&rng)
+		}
+	}
+	p.cut(&s, loc, &rng)
+	return s
+}
+
+// StreamBatches yields the batches of one stream of one rank of an epoch.
+// In the blocked order the epoch is cut into global batches of BatchSize
+// consecutive positions; rank r of worldSize takes global batches g with
+// g % worldSize == r, and stream s of streams takes every streams-th of
+// those, so what a rank reads does not depend on its number of streams
+// (or DataLoader workers), and ranks read disjoint samples. In the iid
+// order it is Batches of shard rank·streams+stream of worldSize·streams.
+func (p *Plan) StreamBatches(split string, epoch int64, rank, worldSize, stream, streams int) iter.Seq[[]Sample] {
+	if p.Spec.Order.Mode != OrderBlocked {
+		return p.Batches(split, epoch, rank*streams+stream, worldSize*streams)
+	}
+	return func(yield func([]Sample) bool) {
+		n, err := p.EpochLen(split)
+		if err != nil || worldSize <= 0 || rank < 0 || rank >= worldSize || streams <= 0 || stream < 0 || stream >= streams {
+			return
+		}
+		e := p.blocksOf(split, epoch, n)
+		seq := p.sequence(split, epoch, e, n)
+		bs := int64(p.BatchSize)
+		var digits []int
+		for g := int64(rank) + int64(stream)*int64(worldSize); g*bs < n; g += int64(worldSize) * int64(streams) {
+			batch := make([]Sample, 0, p.BatchSize)
+			for i := g * bs; i < min((g+1)*bs, int64(len(seq))); i++ {
+				batch = append(batch, p.blockSample(split, epoch, i, e, seq[i], digits))
+			}
+			if !yield(batch) {
+				return
+			}
+		}
+	}
+}
+
+// StreamLen is how many samples StreamBatches yields.
+func (p *Plan) StreamLen(split string, rank, worldSize, stream, streams int) int64 {
+	n, err := p.EpochLen(split)
+	if err != nil {
+		return 0
+	}
+	if p.Spec.Order.Mode != OrderBlocked {
+		return shareOf(n, int64(rank*streams+stream), int64(worldSize*streams))
+	}
+	bs := int64(p.BatchSize)
+	full := n / bs
+	total := shareOf(full, int64(rank)+int64(stream)*int64(worldSize), int64(worldSize)*int64(streams)) * bs
+	if last := n % bs; last > 0 && full%(int64(worldSize)*int64(streams)) == int64(rank)+int64(stream)*int64(worldSize) {
+		total += last
+	}
+	return total
+}
+
+// shareOf counts the i in [0, n) with i % m == r.
+func shareOf(n, r, m int64) int64 {
+	if r >= n {
+		return 0
+	}
+	return (n-r-1)/m + 1
+}
+
+// Samples returns the first n samples of an epoch of split, in order.
+func (p *Plan) Samples(split string, epoch, n int64) ([]Sample, error) {
+	total, err := p.EpochLen(split)
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 || n > total {
+		return nil, fmt.Errorf("split %q: %d samples asked of an epoch of %d", split, n, total)
+	}
+	out := make([]Sample, 0, n)
+	if p.Spec.Order.Mode != OrderBlocked {
+		for i := range n {
+			out = append(out, p.sample(split, total, epoch, i))
+		}
+		return out, nil
+	}
+	e := p.blocksOf(split, epoch, total)
+	seq := p.sequence(split, epoch, e, total)
+	var digits []int
+	for i := range min(n, int64(len(seq))) {
+		out = append(out, p.blockSample(split, epoch, i, e, seq[i], digits))
+	}
+	return out, nil
+}
+
+func (p *Plan) blockedSample(split string, epoch, i int64) (Sample, error) {
+	n, err := p.EpochLen(split)
+	if err != nil {
+		return Sample{}, err
+	}
+	e := p.blocksOf(split, epoch, n)
+	seq := p.sequence(split, epoch, e, n)
+	if i >= int64(len(seq)) {
+		return Sample{}, fmt.Errorf("split %q: position %d is outside the blocked epoch's %d", split, i, len(seq))
+	}
+	return p.blockSample(split, epoch, i, e, seq[i], nil), nil
+}

@@ -1,0 +1,251 @@
+package sampler
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// blockedPlan is an example spec in the blocked order with pool bytes.
+func blockedPlan(t *testing.T, name string, pool int64, edit func(*Spec)) *Plan {
+	t.Helper()
+	spec := loadSpec(t, name)
+	spec.Order = OrderSpec{Mode: OrderBlocked, Pool: ByteSize(pool)}
+	if edit != nil {
+		edit(spec)
+	}
+	p, err := NewPlan(context.Background(), spec, dirOpener)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// genericUKV turns the joined example into one generic source: the UKV
+// array cut by crop per own dim.
+func genericUKV(s *Spec) {
+	nwp := s.Sources["nwp"]
+	s.Sources = map[string]*SourceSpec{"nwp": {Store: nwp.Store, Array: nwp.Array,
+		Crop: map[string]int64{"variable": 1, "init_time": 1, "step": 2, "y": 24, "x": 24}}}
+	s.Splits = nil
+	s.SamplesPerEpoch = 500
+	s.BatchSize = 8
+}
+
+// TestBlockedShardsAndStreams checks, for joined and generic experiments,
+// that a rank reads the same samples whatever its number of streams, that
+// ranks read disjoint samples which together make the epoch, that
+// StreamLen counts what StreamBatches yields, and that Samples and Sample
+// give the same samples at the same positions.
+func TestBlockedShardsAndStreams(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Spec)
+	}{{"joined", nil}, {"generic", genericUKV}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := blockedPlan(t, "real_ukv_seviri.yaml", 2<<30, tc.edit)
+			n, err := p.EpochLen("train")
+			if err != nil {
+				t.Fatal(err)
+			}
+			all, err := p.Samples("train", 3, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, world := range []int{1, 2, 3} {
+				union := map[int64]bool{}
+				for rank := range world {
+					var reference map[int64]Sample
+					for _, streams := range []int{1, 2, 5} {
+						got := map[int64]Sample{}
+						for stream := range streams {
+							var count int64
+							for b := range p.StreamBatches("train", 3, rank, world, stream, streams) {
+								if len(b) > p.BatchSize {
+									t.Fatalf("batch of %d", len(b))
+								}
+								for _, s := range b {
+									if _, dup := got[s.Index]; dup {
+										t.Fatalf("world %d rank %d streams %d: position %d twice", world, rank, streams, s.Index)
+									}
+									if !sameSample(s, all[s.Index]) {
+										t.Fatalf("position %d differs from Samples'", s.Index)
+									}
+									got[s.Index] = s
+									count++
+								}
+							}
+							if want := p.StreamLen("train", rank, world, stream, streams); count != want {
+								t.Errorf("world %d rank %d stream %d/%d: %d samples, StreamLen %d", world, rank, stream, streams, count, want)
+							}
+						}
+						if reference == nil {
+							reference = got
+						} else if fmt.Sprint(got) != fmt.Sprint(reference) {
+							t.Errorf("world %d rank %d: %d streams read other samples than 1", world, rank, streams)
+						}
+					}
+					for i := range reference {
+						if union[i] {
+							t.Fatalf("world %d: position %d read by two ranks", world, i)
+						}
+						union[i] = true
+					}
+				}
+				if int64(len(union)) != n {
+					t.Errorf("world %d: ranks read %d positions of %d", world, len(union), n)
+				}
+			}
+			one, err := p.Sample("train", 3, n-1)
+			if err != nil || !sameSample(one, all[n-1]) {
+				t.Errorf("Sample(%d) differs from Samples' (err %v)", n-1, err)
+			}
+			other, _ := p.Samples("train", 4, n)
+			if fmt.Sprint(other) == fmt.Sprint(all) {
+				t.Error("epochs 3 and 4 are the same")
+			}
+		})
+	}
+}
+
+// sameSample compares samples whose locations may be NaN.
+func sameSample(a, b Sample) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
+
+// TestBlockedGenericWindowsInsideCells checks that every generic crop lies
+// inside one chunk-aligned cell along the space dims, so that a block's
+// crops decode only its chunks there, that time cells split the starts at
+// chunk boundaries, and that blocks are many and each serves several crops.
+func TestBlockedGenericWindowsInsideCells(t *testing.T) {
+	p := blockedPlan(t, "real_ukv_seviri.yaml", 256<<20, genericUKV)
+	g := p.blocks
+	n, _ := p.EpochLen("train")
+	e := p.blocksOf("train", 0, n)
+	seq := p.sequence("train", 0, e, n)
+	src := p.Sources[0]
+	blocks := map[int32]int{}
+	for i, sl := range seq {
+		s := p.blockSample("train", 0, int64(i), e, sl, nil)
+		digits := e.cellsOf(int(sl.b), nil)
+		for d, start := range s.Windows[0].Start {
+			cell := e.axes[d][digits[d]]
+			if start < cell.lo || start > cell.hi {
+				t.Fatalf("position %d dim %d: start %d outside its cell's starts [%d, %d]", i, d, start, cell.lo, cell.hi)
+			}
+			// The cell's region [lo, hi+size) spans whole chunks, or ends
+			// at the array's edge.
+			c := src.Array.ReadChunkShape[d]
+			end := cell.hi + src.Size[d]
+			if !g.inside[d] {
+				// Time dims: cells split the starts; a cell ends on a chunk
+				// boundary, or at the last start.
+				end = cell.hi + 1
+				if end != src.Array.Shape[d]-src.Size[d]+1 && end%c != 0 {
+					t.Fatalf("dim %d: cell of starts [%d, %d] does not end on a chunk boundary", d, cell.lo, cell.hi)
+				}
+				continue
+			}
+			if g.step[d] > 0 && (cell.lo%c != 0 && cell.lo != 0 || end%c != 0 && end != src.Array.Shape[d]) {
+				t.Fatalf("dim %d: cell region [%d, %d) is not chunk-aligned (chunk %d)", d, cell.lo, end, c)
+			}
+		}
+		blocks[sl.b]++
+	}
+	if len(blocks) < 4 {
+		t.Errorf("%d blocks in the epoch", len(blocks))
+	}
+	if float64(n)/float64(len(blocks)) < 2 {
+		t.Errorf("%.1f crops per block", float64(n)/float64(len(blocks)))
+	}
+}
+
+func TestBlockedSpecErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, text, want string
+	}{
+		{"locality removed", "locality: {crops_per_t0: 2}\n", "locality: removed; the blocked order replaces it: order: {mode: blocked"},
+		{"unknown mode", "order: {mode: shuffled}\n", "order.mode"},
+		{"no pool", "order: {mode: blocked}\n", "order.pool"},
+		{"pool in iid", "order: {mode: iid, pool: 1GiB}\n", "order.pool"},
+		{"bad size", "order: {mode: blocked, pool: lots}\n", "want a size"},
+		{"unknown field", "order: {mode: blocked, pool: 1GiB, window: 3}\n", "order.window: unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "sources:\n  a: {store: a.zarr, array: v, crop: {x: 2}}\n" + tc.text
+			_, err := ParseSpec([]byte(src), t.TempDir())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	// A pool too small for a batch's blocks is an error once the chunks
+	// are known.
+	spec := loadSpec(t, "real_ukv_seviri.yaml")
+	spec.Order = OrderSpec{Mode: OrderBlocked, Pool: 1 << 20}
+	_, err := NewPlan(context.Background(), spec, dirOpener)
+	if err == nil || !strings.Contains(err.Error(), "order.pool: 1.0MiB is too small") {
+		t.Fatalf("error %v, want order.pool too small", err)
+	}
+	// Parsed sizes.
+	for text, want := range map[string]int64{"2GiB": 2 << 30, "256MiB": 256 << 20, "1.5GB": 1.5e9, "4096": 4096} {
+		got, err := ParseByteSize(text)
+		if err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", text, got, err, want)
+		}
+	}
+}
+
+// TestBlockedRandomness checks the figures `loader sample --randomness`
+// prints: within-batch spread at least half iid's, and every eighth of
+// the time axis within 0.5–1.5× its uniform share.
+func TestBlockedRandomness(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Spec)
+	}{{"joined", func(s *Spec) { s.SamplesPerEpoch = 2000; s.BatchSize = 16 }}, {"generic", genericUKV}} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := int64(2 << 30)
+			if tc.name == "generic" {
+				pool = 256 << 20
+			}
+			p := blockedPlan(t, "real_ukv_seviri.yaml", pool, tc.edit)
+			r, err := p.Randomness("train", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%+v", r)
+			if r.TimeSpread < 0.5 || r.SpaceSpread < 0.5 {
+				t.Errorf("spread time %.2f space %.2f of iid's, want ≥ 0.5", r.TimeSpread, r.SpaceSpread)
+			}
+			for i, share := range r.Eighths {
+				if share < 0.5 || share > 1.5 {
+					t.Errorf("eighth %d of the time axis gets %.2f× its uniform share", i, share)
+				}
+			}
+		})
+	}
+}
+
+// TestIIDOrderUnchanged pins the iid order's first samples of the real
+// join (epoch 1) to what they were before the blocked order existed:
+// order: {mode: iid}, the default, gives the same samples for the same seed.
+func TestIIDOrderUnchanged(t *testing.T) {
+	p, err := NewPlan(context.Background(), loadSpec(t, "real_ukv_seviri.yaml"), dirOpener)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for i := range int64(3) {
+		s, err := p.Sample("train", 1, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += fmt.Sprint(s.T0, s.Windows)
+	}
+	const want = "1585746300000000000 [{[0 4 2 308 370] 2} {[7 194 189 0] 7}]" +
+		"1585744800000000000 [{[0 4 1 0 342] 2} {[2 271 171 0] 7}]" +
+		"1585744200000000000 [{[0 4 1 10 392] 2} {[0 270 142 0] 7}]"
+	if got != want {
+		t.Errorf("iid samples changed:\n got %s\nwant %s", got, want)
+	}
+}
