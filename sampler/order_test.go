@@ -229,6 +229,8 @@ func TestBlockedRandomness(t *testing.T) {
 // TestIIDOrderUnchanged pins the iid order's first samples of the real
 // join (epoch 1) to what they were before the blocked order existed:
 // order: {mode: iid}, the default, gives the same samples for the same seed.
+// (The NWP step index is one lower than before issue 14: a window's first
+// frame is now the last at or before its start, never one after it.)
 func TestIIDOrderUnchanged(t *testing.T) {
 	p, err := NewPlan(context.Background(), loadSpec(t, "real_ukv_seviri.yaml"), dirOpener)
 	if err != nil {
@@ -242,9 +244,9 @@ func TestIIDOrderUnchanged(t *testing.T) {
 		}
 		got += fmt.Sprint(s.T0, s.Windows)
 	}
-	const want = "1585746300000000000 [{[0 4 2 308 370] 2} {[7 194 189 0] 7}]" +
-		"1585744800000000000 [{[0 4 1 0 342] 2} {[2 271 171 0] 7}]" +
-		"1585744200000000000 [{[0 4 1 10 392] 2} {[0 270 142 0] 7}]"
+	const want = "1585746300000000000 [{[0 4 1 308 370] 2} {[7 194 189 0] 7}]" +
+		"1585744800000000000 [{[0 4 0 0 342] 2} {[2 271 171 0] 7}]" +
+		"1585744200000000000 [{[0 4 0 10 392] 2} {[0 270 142 0] 7}]"
 	if got != want {
 		t.Errorf("iid samples changed:\n got %s\nwant %s", got, want)
 	}
