@@ -103,8 +103,10 @@ func TestS3FaultsThroughToxiproxy(t *testing.T) {
 			}
 			start := time.Now()
 			got := readAll(t, t.Context(), s, reqs)
-			if elapsed := time.Since(start); elapsed > tc.maxTime {
-				t.Errorf("took %v, want at most %v", elapsed, tc.maxTime)
+			// Twice the budget: CI machines under load add seconds, and the
+			// faults this catches took minutes.
+			if elapsed := time.Since(start); elapsed > 2*tc.maxTime {
+				t.Errorf("took %v, want about %v", elapsed, tc.maxTime)
 			}
 			if tc.wantErr == "" {
 				checkResults(t, reqs, want, got)
@@ -141,8 +143,11 @@ func TestS3ClosedPort(t *testing.T) {
 	start := time.Now()
 	got := readAll(t, t.Context(), s, []zarr.ByteRange{{Key: "zarr.json", Offset: 0, Length: -1}})
 	elapsed := time.Since(start)
-	if elapsed > 10*time.Second {
-		t.Errorf("a closed port failed after %v, want at most 10 s", elapsed)
+	// The bound is loose on purpose: a loaded CI machine adds seconds, and
+	// what matters is failing in the connect budget, not the 120 s of retries
+	// this used to take.
+	if elapsed > 30*time.Second {
+		t.Errorf("a closed port failed after %v, want about the 10 s connect budget", elapsed)
 	}
 	if got[0].err == nil || !strings.Contains(got[0].err.Error(), "connection refused") {
 		t.Errorf("read from a closed port: %v, want connection refused", got[0].err)
@@ -171,7 +176,8 @@ func TestS3MinIOKilledDefaults(t *testing.T) {
 	time.AfterFunc(300*time.Millisecond, m.Kill)
 	start := time.Now()
 	got := readAll(t, t.Context(), s, reqs)
-	if elapsed := time.Since(start); elapsed > 13*time.Second {
+	if elapsed := time.Since(start); elapsed > 40*time.Second {
+		// Loose for loaded CI machines; retrying every read took 118 s.
 		t.Errorf("reads took %v after MinIO died, want about the 10 s connect budget", elapsed)
 	}
 	ok, failed := 0, 0
