@@ -56,6 +56,8 @@ type Options struct {
 	// Exposure says who may call and which stores and files specs may
 	// name; the zero value: anyone who can connect, anything readable.
 	Exposure Exposure
+	// Observer, when set, is told of batches sent, reads and errors.
+	Observer Observer
 }
 
 // Server answers Flight requests for experiment specs. It is safe for
@@ -80,6 +82,7 @@ type Server struct {
 	// copying sends with arrow-go's flight.Writer instead of the zero-copy
 	// framing: the reference the benchmark compares against.
 	copying bool
+	obs     Observer
 }
 
 // New returns a Server reading stores through opts.Open.
@@ -105,6 +108,7 @@ func New(opts Options) *Server {
 		cache:    opts.Cache,
 		exposure: opts.Exposure,
 		memory:   newMemoryBudget(opts.Memory, opts.MemoryWait),
+		obs:      opts.Observer,
 	}
 }
 
@@ -304,6 +308,7 @@ func (s *Server) plan(ctx context.Context, req *Request) (*sampler.Plan, error) 
 func (s *Server) GetFlightInfo(ctx context.Context, desc *flight.FlightDescriptor) (*flight.FlightInfo, error) {
 	info, err := s.flightInfo(ctx, desc)
 	if err != nil {
+		s.failed(err)
 		s.log.Warn("flight info refused", "err", err)
 		return nil, grpcError(err)
 	}
@@ -425,6 +430,7 @@ type slot struct {
 	batch *cropper.Batch
 	sent  <-chan struct{}
 	err   error
+	began time.Time // when its cropping started
 }
 
 // recordWriter sends record batches on a DoGet stream and says when each
@@ -467,7 +473,8 @@ func (w copyingWriter) write(rec arrow.RecordBatch) (<-chan struct{}, error) {
 func (w copyingWriter) close() error { return w.w.Close() }
 
 // DoGet streams one ticket's shard of the epoch, a record batch per batch.
-func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServer) (err error) {
+	defer func() { s.failed(err) }()
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	t, err := decodeTicket(tkt.GetTicket())
@@ -533,7 +540,10 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 			case <-ctx.Done():
 				return
 			}
+			sl.began = time.Now()
+			reading := s.observer().ReadStarted()
 			sl.err = c.Crop(ctx, samples, sl.batch)
+			reading()
 			if sl.err != nil && skip != nil && ctx.Err() == nil {
 				sl.err = skip.crop(ctx, c, bt, samples, plan.BatchSize, sl.batch)
 				if errors.Is(sl.err, errShardExhausted) {
@@ -584,6 +594,7 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 			}
 			return grpcError(fmt.Errorf("sending batch %d of shard %d/%d: %w", batches, shard, nShards, err))
 		}
+		s.batchSent(schema, sl.batch, sl.began)
 		batches++
 		samples += int64(len(sl.batch.Samples))
 		stats.Add(sl.batch.Stats)

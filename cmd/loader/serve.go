@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/lsio-loader/lsio-loader/cloud"
 	"github.com/lsio-loader/lsio-loader/flight"
+	"github.com/lsio-loader/lsio-loader/metrics"
 	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/store"
 	"github.com/lsio-loader/lsio-loader/zarr"
@@ -42,6 +44,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		func(v string) error { expo.Allow = append(expo.Allow, v); return nil })
 	fs.StringVar(&expo.TLSCert, "tls-cert", "", "PEM certificate for TLS (with -tls-key; needed off the loopback interface)")
 	fs.StringVar(&expo.TLSKey, "tls-key", "", "PEM private key for TLS")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
 	fs.StringVar(&expo.TokenFile, "token-file", "", "file whose first line is the bearer token every call must carry (needed off the loopback interface)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -90,7 +93,17 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if cacheBytes > 0 {
 		opts.Cache = pool.NewChunks(cacheBytes)
 	}
+	var mon *metrics.Metrics
+	if *metricsAddr != "" {
+		mon = metrics.New()
+		opts.Observer = mon
+	}
 	srv := flight.New(opts)
+	if mon != nil {
+		if err := serveMetrics(ctx, mon, srv, *metricsAddr, log); err != nil {
+			return err
+		}
+	}
 	log.Info("serving", "addr", *listen, "pid", os.Getpid(), "memory_MB", memBytes>>20)
 	// The Python launcher waits for this line.
 	fmt.Fprintf(stdout, "lsio-loader listening on %s\n", *listen)
@@ -101,6 +114,25 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	log.Info("stopped", "addr", *listen)
+	return nil
+}
+
+// serveMetrics listens on addr (HOST:PORT) and serves mon there until ctx
+// ends; a failure to listen is returned before the Flight server starts.
+func serveMetrics(ctx context.Context, mon *metrics.Metrics, srv *flight.Server, addr string, log *slog.Logger) error {
+	if err := mon.Watch(metrics.Gauges{CacheBytes: srv.CacheBytes, PoolBytes: srv.PoolBytes, SkippedSamples: srv.SkippedSamples}); err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
+	if err != nil {
+		return fmt.Errorf("-metrics %s: want HOST:PORT: %w", addr, err)
+	}
+	log.Info("metrics", "url", "http://"+lis.Addr().String()+"/metrics")
+	go func() {
+		if err := mon.Serve(ctx, lis, log); err != nil {
+			log.Error("metrics server", "err", err)
+		}
+	}()
 	return nil
 }
 
