@@ -12,8 +12,8 @@ func TestBenchRejectsBadArguments(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "usage"},
-		{[]string{"run"}, "usage"},
+		{nil, "subcommand gen"},
+		{[]string{"run"}, "subcommand gen"},
 		{[]string{"gen", "--size", "huge"}, "huge"},
 		{[]string{"gen", "extra"}, "unexpected"},
 	} {

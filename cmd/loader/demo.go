@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -14,7 +13,8 @@ import (
 // runDemo writes the built-in sample dataset: an NWP-like Zarr v2 store and
 // a satellite-like sharded Zarr v3 store over the same area and period.
 func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
-	flags := flag.NewFlagSet("demo", flag.ContinueOnError)
+	flags := newFlagSet("demo", args, stdout)
+	flags.Usage = usageFunc(flags, "[-out DIR] [-size small|tiny]", "Write the built-in sample dataset: an NWP-like Zarr v2 store and a\nsatellite-like sharded Zarr v3 store over the same area and period.")
 	out := flags.String("out", filepath.Join("data", "sample"), "directory to write nwp.zarr and satellite.zarr into")
 	size := flags.String("size", "small", "dataset size: small (about 300 MB on disk) or tiny (for tests)")
 	if err := flags.Parse(args); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 
@@ -14,10 +13,8 @@ import (
 // data variables (with their storage layout) and attributes, in the shape
 // of xarray's Dataset repr.
 func runInspect(ctx context.Context, args []string, stdout io.Writer) error {
-	flags := flag.NewFlagSet("inspect", flag.ContinueOnError)
-	flags.Usage = func() {
-		fmt.Fprintln(flags.Output(), "usage: loader inspect STORE")
-	}
+	flags := newFlagSet("inspect", args, stdout)
+	flags.Usage = usageFunc(flags, "STORE", "Describe a store as xarray's Dataset repr does: dimensions, coordinates with\ntheir ranges, data variables with their storage layout, attributes.")
 	pos, err := parseInterleaved(flags, args)
 	if err != nil {
 		return err

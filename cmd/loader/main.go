@@ -30,6 +30,7 @@ func commands() []command {
 		{"stats", "stream summary statistics of a store or spec", runStats},
 		{"bench", "run the benchmark workloads", runBench},
 		{"demo", "write the built-in sample dataset", runDemo},
+		{"version", "print the version this binary was built from", runVersion},
 	}
 }
 
@@ -38,31 +39,50 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintln(w, "\nRun 'loader COMMAND -h' for a command's flags.")
 }
 
 func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage(os.Stderr)
-		os.Exit(2)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run runs the command args name and returns the exit status: 0, 1 when
+// the command failed, 2 when the command line was wrong.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 && name == "help" {
+			return run(ctx, []string{args[1], "-h"}, stdout, stderr)
+		}
+		usage(stdout)
+		return 0
+	case "-version", "--version":
+		name = "version"
+	}
 	for _, c := range commands() {
-		if c.name != os.Args[1] {
+		if c.name != name {
 			continue
 		}
-		err := c.run(ctx, os.Args[2:], os.Stdout)
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
+		err := c.run(ctx, args[1:], stdout)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case err != nil:
+			fmt.Fprintf(stderr, "loader %s: %v\nRun 'loader %s -h' for usage.\n", c.name, err, c.name)
+			return 1
 		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "loader %s: %v\n", c.name, err)
-			os.Exit(1)
-		}
-		return
+		return 0
 	}
-	fmt.Fprintf(os.Stderr, "loader: unknown command %q\n\n", os.Args[1])
-	usage(os.Stderr)
-	os.Exit(2)
+	fmt.Fprintf(stderr, "loader: unknown command %q\n\n", name)
+	usage(stderr)
+	return 2
 }

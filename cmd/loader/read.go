@@ -26,15 +26,13 @@ func (f *iselFlag) Set(v string) error { *f = append(*f, v); return nil }
 // with zarr semantics, or with --decode the values xarray's CF decoding
 // gives.
 func runRead(ctx context.Context, args []string, stdout io.Writer) error {
-	flags := flag.NewFlagSet("read", flag.ContinueOnError)
+	flags := newFlagSet("read", args, stdout)
 	var isel iselFlag
 	flags.Var(&isel, "isel", "DIM=START:STOP (Python slice bounds, negatives from the end; DIM=I is I:I+1); repeatable")
 	decode := flags.Bool("decode", false, "apply CF decoding: scale_factor/add_offset/_FillValue to float64 with NaN, CF time to datetime64[ns]")
 	out := flags.String("o", "", "output .npy file (- for stdout)")
-	flags.Usage = func() {
-		fmt.Fprintln(flags.Output(), "usage: loader read STORE ARRAY [--isel DIM=START:STOP]... [--decode] -o OUT.npy")
-		flags.PrintDefaults()
-	}
+	flags.Usage = usageFunc(flags, "STORE ARRAY [--isel DIM=START:STOP]... [--decode] -o OUT.npy",
+		"Write a region of one array to an .npy file: the stored values as zarr-python\nreads them, or with --decode the values xarray's CF decoding gives.")
 	pos, err := parseInterleaved(flags, args)
 	if err != nil {
 		return err
@@ -77,7 +75,7 @@ func runRead(ctx context.Context, args []string, stdout io.Writer) error {
 // openToolStore opens the store a command line names (a path, file://,
 // s3:// or https:// URL) and returns how to close it.
 func openToolStore(ctx context.Context, url string) (zarr.Store, func(), error) {
-	st, err := store.Open(ctx, url, store.Options{})
+	st, err := openStoreChecked(ctx, url, store.Options{})
 	if err != nil {
 		return nil, nil, err
 	}

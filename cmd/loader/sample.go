@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +19,7 @@ import (
 // their provenance, to an .npz file; with --randomness it prints how spread
 // the epoch's batches are against the iid order instead.
 func runSample(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
+	fs := newFlagSet("sample", args, stdout)
 	n := fs.Int64("n", 8, "number of samples: epoch positions 0..n-1")
 	seed := fs.String("seed", "", "override the spec's seed")
 	split := fs.String("split", "train", "split to sample")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,7 +26,9 @@ import (
 // runServe serves experiment specs over Arrow Flight until ctx is cancelled
 // (SIGINT/SIGTERM), then shuts down cleanly and exits 0.
 func runServe(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := newFlagSet("serve", args, stdout)
+	fs.Usage = usageFunc(fs, "[-listen ADDR] [-cache SIZE] [-memory SIZE] [-metrics HOST:PORT] [flags]",
+		"Serve experiment specs over Arrow Flight until SIGINT/SIGTERM. Clients send a spec\nand get its batches of crops as Arrow record batches (see python/lsio_loader).")
 	listen := fs.String("listen", "unix://"+filepath.Join(os.TempDir(), "lsio-loader.sock"),
 		"address to listen on: unix:///path/to.sock or tcp://host:port")
 	plans := fs.Int("plans", 16, "validated experiment plans kept in memory")
@@ -87,7 +88,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	open := func(ctx context.Context, url string) (zarr.Store, error) {
-		return store.Open(ctx, url, store.Options{Cloud: cloudOpts})
+		return openStoreChecked(ctx, url, store.Options{Cloud: cloudOpts})
 	}
 	opts := flight.Options{Open: open, Plans: *plans, Logger: log, Exposure: exposure, Memory: memBytes}
 	if cacheBytes > 0 {
@@ -158,7 +159,7 @@ func startCPUProfile(path string) (stop func(*slog.Logger), err error) {
 // openStore opens the store a spec names, by path or URL (file://, s3://,
 // https://), on the backend that fits it.
 func openStore(ctx context.Context, url string) (zarr.Store, error) {
-	return store.Open(ctx, url, store.Options{})
+	return openStoreChecked(ctx, url, store.Options{})
 }
 
 // parseByteSize reads a size in bytes with an optional unit: KB, MB, GB,

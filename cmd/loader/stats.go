@@ -4,18 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"time"
 
+	"github.com/lsio-loader/lsio-loader/internal/progress"
 	"github.com/lsio-loader/lsio-loader/stats/report"
 )
 
 func runStats(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
+	fs := newFlagSet("stats", args, stdout)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: loader stats SPEC|STORE [--variables a,b] [--time START:END] [--channel-dim DIM] [-o OUT.yaml]
 
@@ -55,12 +54,12 @@ Values are CF-decoded as xarray does (a spec source's decode_cf: false, or
 	if *variables != "" {
 		req.Variables = strings.Split(*variables, ",")
 	}
-	bar := newProgressBar(os.Stderr)
-	req.Progress = bar.update
+	bar := progress.New(os.Stderr, "stats", progress.Options{})
+	req.Progress = bar.Update
 	// Buffered, so that a failed run leaves no half-written -o file.
 	var out bytes.Buffer
 	err := report.Run(ctx, req, &out)
-	bar.finish()
+	bar.Done()
 	if err != nil {
 		return err
 	}
@@ -72,45 +71,4 @@ Values are CF-decoded as xarray does (a spec source's decode_cf: false, or
 		return fmt.Errorf("stats: %w", err)
 	}
 	return nil
-}
-
-// progressBar draws a progress bar with throughput and ETA on a terminal;
-// on anything else it draws nothing.
-type progressBar struct {
-	w            *os.File
-	done, total  int64
-	start, drawn time.Time
-}
-
-func newProgressBar(w *os.File) *progressBar {
-	if info, err := w.Stat(); err != nil || info.Mode()&os.ModeCharDevice == 0 {
-		return &progressBar{}
-	}
-	return &progressBar{w: w, start: time.Now()}
-}
-
-func (p *progressBar) update(done, total int64) {
-	p.done, p.total = done, total
-	if p.w == nil || total <= 0 || time.Since(p.drawn) < 100*time.Millisecond {
-		return
-	}
-	p.drawn = time.Now()
-	frac := float64(done) / float64(total)
-	secs := time.Since(p.start).Seconds()
-	eta := "?"
-	if frac > 0 {
-		eta = (time.Duration(secs/frac*(1-frac)) * time.Second).Round(time.Second).String()
-	}
-	const width = 30
-	n := int(frac * width)
-	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%% %.2f/%.2f GB %.0f MB/s ETA %s ", strings.Repeat("#", n), strings.Repeat(" ", width-n),
-		100*frac, float64(done)/1e9, float64(total)/1e9, float64(done)/1e6/max(secs, 1e-9), eta)
-}
-
-func (p *progressBar) finish() {
-	if p.w != nil && p.total > 0 {
-		p.drawn = time.Time{}
-		p.update(p.total, p.total)
-		fmt.Fprintln(p.w)
-	}
 }

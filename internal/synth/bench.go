@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/lsio-loader/lsio-loader/internal/zarrwrite"
@@ -53,8 +54,10 @@ const BenchSizes = "small or large"
 // WriteBench writes the benchmark workloads of the named size into dir:
 // satellite.zarr, nwp.zarr and, last, a COMPLETE.json marker. It does
 // nothing and reports fresh false when dir already holds those workloads;
-// otherwise it calls wrote after each store.
-func WriteBench(ctx context.Context, dir, sizeName string, seed uint64, wrote func(Written)) (fresh bool, err error) {
+// otherwise it calls wrote after each store, and progress (when not nil;
+// from several goroutines at once) as chunks are generated, with the raw
+// bytes done and in all.
+func WriteBench(ctx context.Context, dir, sizeName string, seed uint64, wrote func(Written), progress func(done, total int64)) (fresh bool, err error) {
 	s, ok := benchSizes[sizeName]
 	if !ok {
 		return false, fmt.Errorf("bench size %q: want %s", sizeName, BenchSizes)
@@ -74,16 +77,17 @@ func WriteBench(ctx context.Context, dir, sizeName string, seed uint64, wrote fu
 	if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Errorf("bench gen: %w", err)
 	}
+	made := &chunkCounter{total: s.rawBytes(), report: progress}
 	for _, w := range []struct {
 		name  string
-		write func(context.Context, string, benchSize, uint64) error
+		write func(context.Context, string, benchSize, uint64, *chunkCounter) error
 	}{{"satellite.zarr", writeBenchSatellite}, {"nwp.zarr", writeBenchNWP}} {
 		start := time.Now()
 		path := filepath.Join(dir, w.name)
 		if err := os.RemoveAll(path); err != nil {
 			return false, fmt.Errorf("bench gen: %w", err)
 		}
-		if err := w.write(ctx, path, s, seed); err != nil {
+		if err := w.write(ctx, path, s, seed, made); err != nil {
 			return false, fmt.Errorf("bench gen %s: %w", path, err)
 		}
 		n, err := dirBytes(path)
@@ -100,6 +104,30 @@ func WriteBench(ctx context.Context, dir, sizeName string, seed uint64, wrote fu
 		return false, fmt.Errorf("bench gen: %w", err)
 	}
 	return true, nil
+}
+
+// rawBytes is what the workloads' chunks hold before compression, edge
+// chunks whole.
+func (s benchSize) rawBytes() int64 {
+	sat := s.SatTimes * int64(len(benchSatChannels)) * benchSatSide * benchSatSide * 4
+	yChunks := int64((benchNWPY + benchNWPChunkY - 1) / benchNWPChunkY)
+	xChunks := int64((benchNWPX + benchNWPChunkX - 1) / benchNWPChunkX)
+	nwp := s.NWPInits * s.NWPSteps * yChunks * xChunks * int64(len(benchNWPVariables)) * benchNWPChunkY * benchNWPChunkX * 4
+	return sat + nwp
+}
+
+// chunkCounter sums the raw bytes of the chunks generated so far.
+type chunkCounter struct {
+	done   atomic.Int64
+	total  int64
+	report func(done, total int64)
+}
+
+func (c *chunkCounter) add(n int) {
+	done := c.done.Add(int64(n))
+	if c.report != nil {
+		c.report(done, c.total)
+	}
 }
 
 // benchFields holds, per channel, a smooth base field and a pattern that
@@ -157,7 +185,7 @@ func (f *benchFields) fill(dst []byte, c, y0, ny, x0, nx int, phase, noise float
 	}
 }
 
-func writeBenchSatellite(ctx context.Context, dir string, s benchSize, seed uint64) error {
+func writeBenchSatellite(ctx context.Context, dir string, s benchSize, seed uint64, made *chunkCounter) error {
 	g, err := zarrwrite.CreateGroup(dir, 3)
 	if err != nil {
 		return err
@@ -188,6 +216,7 @@ func writeBenchSatellite(ctx context.Context, dir string, s benchSize, seed uint
 				}
 			}
 		}
+		made.add(len(shard))
 		return nil
 	})
 	if err != nil {
@@ -208,7 +237,7 @@ func writeBenchSatellite(ctx context.Context, dir string, s benchSize, seed uint
 	return g.Close()
 }
 
-func writeBenchNWP(ctx context.Context, dir string, s benchSize, seed uint64) error {
+func writeBenchNWP(ctx context.Context, dir string, s benchSize, seed uint64, made *chunkCounter) error {
 	g, err := zarrwrite.CreateGroup(dir, 2)
 	if err != nil {
 		return err
@@ -240,6 +269,7 @@ func writeBenchNWP(ctx context.Context, dir string, s benchSize, seed uint64) er
 				copy(dst[4*y*benchNWPChunkX:], row)
 			}
 		}
+		made.add(len(chunk))
 		return nil
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lsio-loader/lsio-loader/internal/dirstore"
@@ -41,11 +42,22 @@ func TestBenchGenMatchesLayoutAndZarrPython(t *testing.T) {
 	dir := t.TempDir()
 	size := benchSize{SatTimes: 2, NWPInits: 1, NWPSteps: 2}
 	sat, nwp := filepath.Join(dir, "satellite.zarr"), filepath.Join(dir, "nwp.zarr")
-	if err := writeBenchSatellite(ctx, sat, size, 1); err != nil {
+	var mu sync.Mutex // chunks are generated concurrently
+	var reported int64
+	made := &chunkCounter{total: size.rawBytes(), report: func(done, _ int64) {
+		mu.Lock()
+		reported = max(reported, done)
+		mu.Unlock()
+	}}
+	if err := writeBenchSatellite(ctx, sat, size, 1, made); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeBenchNWP(ctx, nwp, size, 1); err != nil {
+	if err := writeBenchNWP(ctx, nwp, size, 1, made); err != nil {
 		t.Fatal(err)
+	}
+	// The progress shown ends at the total it was shown against.
+	if made.done.Load() != made.total || reported != made.total {
+		t.Errorf("progress: %d bytes counted, %d reported, of %d in all", made.done.Load(), reported, made.total)
 	}
 	type layout struct {
 		Shape, Chunks, Shards []int64
