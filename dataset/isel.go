@@ -42,40 +42,47 @@ func ParseIsel(a *zarr.Array, isel []string) (start, shape []int64, err error) {
 }
 
 // ParseSlice resolves "START:STOP", "START:", ":STOP" or "I" against a
-// dimension of size n with Python's rules for negative bounds; out-of-range
-// bounds are errors rather than clipped, so that typos do not go unseen.
+// dimension of size n as Python slices a sequence: negative bounds count
+// from the end, slice bounds beyond either end are clipped, a stop before
+// the start selects nothing, and an index I (which keeps the dimension as
+// I:I+1) outside the sequence is an error, as Python's IndexError is.
 func ParseSlice(s string, n int64) (lo, hi int64, err error) {
-	resolve := func(v string, def int64) (int64, error) {
-		if v == "" {
-			return def, nil
-		}
-		i, err := strconv.ParseInt(v, 10, 64)
+	parse := func(v string) (int64, error) {
+		i, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil {
 			return 0, fmt.Errorf("bound %q is not an integer", v)
 		}
 		if i < 0 {
-			i += n
-		}
-		if i < 0 || i > n {
-			return 0, fmt.Errorf("bound %s outside 0..%d", v, n)
+			i += n // no overflow: i < 0 ≤ n
 		}
 		return i, nil
 	}
-	loStr, hiStr, isRange := strings.Cut(s, ":")
-	if lo, err = resolve(loStr, 0); err != nil {
-		return 0, 0, err
-	}
-	if !isRange {
-		if loStr == "" || lo == n {
-			return 0, 0, fmt.Errorf("index %q outside 0..%d", s, n-1)
+	bound := func(v string, def int64) (int64, error) {
+		if v == "" {
+			return def, nil
 		}
-		return lo, lo + 1, nil
+		i, err := parse(v)
+		return min(max(i, 0), n), err
 	}
-	if hi, err = resolve(hiStr, n); err != nil {
+	loStr, hiStr, isRange := strings.Cut(s, ":")
+	if !isRange {
+		i, err := parse(s)
+		if err != nil {
+			return 0, 0, err
+		}
+		if i < 0 || i >= n {
+			return 0, 0, fmt.Errorf("index %s out of range for size %d", s, n)
+		}
+		return i, i + 1, nil
+	}
+	if strings.Contains(hiStr, ":") {
+		return 0, 0, fmt.Errorf("slice %q: steps are not supported", s)
+	}
+	if lo, err = bound(loStr, 0); err != nil {
 		return 0, 0, err
 	}
-	if hi < lo {
-		return 0, 0, fmt.Errorf("stop %d before start %d", hi, lo)
+	if hi, err = bound(hiStr, n); err != nil {
+		return 0, 0, err
 	}
-	return lo, hi, nil
+	return lo, max(lo, hi), nil
 }

@@ -183,7 +183,7 @@ func (p *Plan) planTime() error {
 		return nil
 	}
 	if lo > hi {
-		return errors.New("sources: the time windows of the sources never overlap: no valid t0")
+		return fmt.Errorf("sources: the time windows of the sources never overlap: no valid t0 (%s)", p.coverage(timed))
 	}
 	splits := p.Spec.Splits
 	if len(splits) == 0 {
@@ -226,7 +226,7 @@ func (p *Plan) planTime() error {
 			return nil
 		}
 	}
-	err := fmt.Errorf("splits.%s: no valid t0: the sources' time windows are never all available in its periods", names[0])
+	err := fmt.Errorf("splits.%s: no valid t0: %s", names[0], p.explainNoT0(names[0], timed))
 	for _, i := range timed {
 		if s := &p.src[i]; len(s.offGrid) > 0 {
 			err = fmt.Errorf("%w; source %s has %d time labels off its grid (%s)", err, p.Sources[i].Name, len(s.offGrid), fmtTimes(s.offGrid, 5, s.kind == kindNWP))
@@ -455,7 +455,7 @@ func (p *Plan) EpochLen(split string) (int64, error) {
 		}
 		nT0 = int64(len(t0s))
 		if nT0 == 0 {
-			return 0, fmt.Errorf("split %q: no valid t0: the sources' time windows are never all available in its periods", split)
+			return 0, fmt.Errorf("split %q: no valid t0: %s", split, p.explainNoT0(split, p.timedSources()))
 		}
 	} else if split != "train" {
 		return 0, fmt.Errorf("split %q: the experiment has no time, so its only split is train", split)

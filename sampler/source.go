@@ -85,6 +85,9 @@ func bindSource(ctx context.Context, name string, ss *SourceSpec, st zarr.Store)
 			used[*r.dst] = r.field
 		}
 	}
+	if err := checkYXSwap(d, arr); err != nil {
+		return s, ps, err
+	}
 	// Dims with no role must be length 1: nothing says where to cut them.
 	for i, dim := range s.Dims {
 		if _, ok := used[i]; !ok && arr.Shape[i] != 1 {

@@ -7,9 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"strings"
 
+	"github.com/lsio-loader/lsio-loader/coords"
 	"github.com/lsio-loader/lsio-loader/dataset"
 	"github.com/lsio-loader/lsio-loader/internal/npy"
 	"github.com/lsio-loader/lsio-loader/store"
@@ -27,11 +30,12 @@ func (f *iselFlag) Set(v string) error { *f = append(*f, v); return nil }
 // gives.
 func runRead(ctx context.Context, args []string, stdout io.Writer) error {
 	flags := newFlagSet("read", args, stdout)
-	var isel iselFlag
-	flags.Var(&isel, "isel", "DIM=START:STOP (Python slice bounds, negatives from the end; DIM=I is I:I+1); repeatable")
+	var isel, sel iselFlag
+	flags.Var(&isel, "isel", "DIM=START:STOP (Python slice bounds: negatives from the end, clipped to the dim; DIM=I is I:I+1); repeatable")
+	flags.Var(&sel, "sel", "DIM=LABEL or DIM=LABEL:LABEL, as xarray's .sel (exact labels, slices inclusive, times in ISO form: time=2020-04-01T12:00:2020-04-01T13:00); repeatable")
 	decode := flags.Bool("decode", false, "apply CF decoding: scale_factor/add_offset/_FillValue to float64 with NaN, CF time to datetime64[ns]")
 	out := flags.String("o", "", "output .npy file (- for stdout)")
-	flags.Usage = usageFunc(flags, "STORE ARRAY [--isel DIM=START:STOP]... [--decode] -o OUT.npy",
+	flags.Usage = usageFunc(flags, "STORE ARRAY [--isel DIM=START:STOP]... [--sel DIM=LABEL[:LABEL]]... [--decode] -o OUT.npy",
 		"Write a region of one array to an .npy file: the stored values as zarr-python\nreads them, or with --decode the values xarray's CF decoding gives.")
 	pos, err := parseInterleaved(flags, args)
 	if err != nil {
@@ -48,10 +52,22 @@ func runRead(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer closeStore()
 	a, err := zarr.OpenArray(ctx, st, arrayPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		if g, gerr := zarr.OpenGroup(ctx, st, ""); gerr == nil {
+			return dataset.MissingArray(g, storeURL, arrayPath)
+		}
+	}
 	if err != nil {
 		return err
 	}
-	start, shape, err := dataset.ParseIsel(a, isel)
+	coordOf := func(ctx context.Context, dim string) (coords.Coord, error) {
+		c, err := zarr.OpenArray(ctx, st, path.Join(path.Dir(arrayPath), dim))
+		if err != nil {
+			return coords.Coord{}, err
+		}
+		return coords.ReadArray(ctx, c)
+	}
+	start, shape, err := dataset.Select(ctx, a, coordOf, isel, sel)
 	if err != nil {
 		return err
 	}
