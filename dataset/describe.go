@@ -207,8 +207,9 @@ func shortJSON(v any, limit int) string {
 	return s
 }
 
-// coordSummary reads a coordinate and describes its values: the range of
-// times (ISO), durations or numbers, or the first labels.
+// coordSummary reads a coordinate and describes its values: the first and
+// last time (ISO), duration or number in storage order, as xarray's repr
+// shows them (so a descending axis reads high … low), or the first labels.
 func coordSummary(ctx context.Context, a *zarr.Array) (string, error) {
 	if a.NumElements()*int64(a.DType.Size) > maxSummaryCoordBytes {
 		return "(too large to summarise)", nil
@@ -216,12 +217,6 @@ func coordSummary(ctx context.Context, a *zarr.Array) (string, error) {
 	c, err := coords.ReadArray(ctx, a)
 	if err != nil {
 		return "", err
-	}
-	order := func(first, last float64) string {
-		if c.Len() > 1 && last < first {
-			return " (descending)"
-		}
-		return ""
 	}
 	switch {
 	case c.DType.Kind == zarr.KindUnicode || c.DType.Kind == zarr.KindBytes:
@@ -243,22 +238,25 @@ func coordSummary(ctx context.Context, a *zarr.Array) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		lo, hi, ok := int64Range(ds)
-		if !ok {
+		if _, _, ok := int64Range(ds); !ok {
 			return "all NaT", nil
 		}
-		return fmt.Sprintf("%s … %s", time.Duration(lo), time.Duration(hi)), nil
+		dur := func(ns int64) string {
+			if ns == coords.NaT {
+				return "NaT"
+			}
+			return time.Duration(ns).String()
+		}
+		return fmt.Sprintf("%s … %s", dur(ds[0]), dur(ds[len(ds)-1])), nil
 	case c.IsTime():
 		ts, err := c.Times()
 		if err != nil {
 			return "", err
 		}
-		lo, hi, ok := int64Range(ts)
-		if !ok {
+		if _, _, ok := int64Range(ts); !ok {
 			return "all NaT", nil
 		}
-		iso := func(ns int64) string { return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.999999999") }
-		return fmt.Sprintf("%s … %s%s", iso(lo), iso(hi), order(float64(ts[0]), float64(ts[len(ts)-1]))), nil
+		return fmt.Sprintf("%s … %s", isoTime(ts[0]), isoTime(ts[len(ts)-1])), nil
 	case c.DType.Kind == zarr.KindBool:
 		return fmt.Sprintf("%d values", c.Len()), nil
 	}
@@ -266,25 +264,29 @@ func coordSummary(ctx context.Context, a *zarr.Array) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	lo, hi, nan := math.Inf(1), math.Inf(-1), 0
+	nan := 0
 	for _, v := range vals {
 		if math.IsNaN(v) {
 			nan++
-			continue
 		}
-		lo, hi = min(lo, v), max(hi, v)
 	}
 	if nan == len(vals) {
 		return "all NaN", nil
 	}
-	s := fmt.Sprintf("%s … %s", strconv.FormatFloat(lo, 'g', 8, 64), strconv.FormatFloat(hi, 'g', 8, 64))
+	num := func(v float64) string {
+		if math.IsNaN(v) {
+			return "NaN"
+		}
+		return strconv.FormatFloat(v, 'g', 8, 64)
+	}
+	s := fmt.Sprintf("%s … %s", num(vals[0]), num(vals[len(vals)-1]))
 	if units, ok := a.Attrs["units"].(string); ok {
 		s += " " + units
 	}
 	if nan > 0 {
 		s += fmt.Sprintf(", %d NaN", nan)
 	}
-	return s + order(vals[0], vals[len(vals)-1]), nil
+	return s, nil
 }
 
 // int64Range returns the least and greatest values other than NaT.
