@@ -101,19 +101,25 @@ func openStoreChecked(ctx context.Context, url string, opts store.Options) (zarr
 	path, local := strings.CutPrefix(url, "file://")
 	local = local || !strings.Contains(url, "://")
 	if local {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		info, err := os.Stat(path)
+		switch ext := filepath.Ext(path); {
+		case errors.Is(err, fs.ErrNotExist) && (ext == ".yaml" || ext == ".yml" || ext == ".json"):
+			return nil, missingStore{what: "no spec or store at ", path: path}
+		case errors.Is(err, fs.ErrNotExist):
 			hint := ""
 			if filepath.Base(filepath.Dir(filepath.Clean(path))) == "sample" {
 				hint = " (the sample data: run `loader demo` or `make demo` to write it)"
 			}
-			return nil, missingStore{path: path, hint: hint}
+			return nil, missingStore{what: "no store at ", path: path, hint: hint}
+		case err == nil && !info.IsDir():
+			return nil, fmt.Errorf("%s is a file, not a Zarr store (a directory holding zarr.json or .zgroup)", path)
 		}
 	}
 	return store.Open(ctx, url, opts)
 }
 
 // missingStore is a local store path with nothing there.
-type missingStore struct{ path, hint string }
+type missingStore struct{ what, path, hint string }
 
-func (e missingStore) Error() string { return "no store at " + e.path + e.hint }
+func (e missingStore) Error() string { return e.what + e.path + e.hint }
 func (e missingStore) Unwrap() error { return fs.ErrNotExist }

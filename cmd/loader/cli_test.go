@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lsio-loader/lsio-loader/internal/testenv"
 )
 
 // buildLoader builds the binary the tests run as a user would.
@@ -81,6 +83,8 @@ func TestHelpOnEveryCommand(t *testing.T) {
 func TestErrorsNameTheUsersConcept(t *testing.T) {
 	bin := buildLoader(t)
 	missing := filepath.Join(t.TempDir(), "data", "sample", "nwp.zarr")
+	specFile := filepath.Join(testenv.ModuleRoot(t), "examples", "real_ukv_seviri.yaml")
+	missingSpec := filepath.Join(t.TempDir(), "experiment.yaml")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -91,6 +95,8 @@ func TestErrorsNameTheUsersConcept(t *testing.T) {
 			[]string{"no store at " + missing, "loader demo", "Run 'loader inspect -h' for usage."}},
 		{"missing store", []string{"read", "/nonexistent/x.zarr", "a", "-o", "/dev/null"}, 1,
 			[]string{"no store at /nonexistent/x.zarr", "Run 'loader read -h'"}},
+		{"a spec where a store goes", []string{"inspect", specFile}, 1, []string{specFile + " is a file, not a Zarr store"}},
+		{"missing spec", []string{"stats", missingSpec}, 1, []string{"no spec or store at " + missingSpec}},
 		{"bad flag", []string{"serve", "-bogus"}, 1, []string{"-bogus", "Run 'loader serve -h'"}},
 		{"missing arguments", []string{"read"}, 1, []string{"want STORE, ARRAY and -o OUT.npy", "Run 'loader read -h'"}},
 		{"unknown command", []string{"serv"}, 2, []string{`unknown command "serv"`, "usage: loader COMMAND"}},
@@ -109,7 +115,7 @@ func TestErrorsNameTheUsersConcept(t *testing.T) {
 					t.Errorf("stderr %q lacks %q", stderr, w)
 				}
 			}
-			for _, internal := range []string{"uring", "stat ", "zarr.json"} {
+			for _, internal := range []string{"uring", "stat ", "store: open"} {
 				if strings.Contains(stderr, internal) {
 					t.Errorf("stderr %q names an internal (%q)", stderr, internal)
 				}
