@@ -203,7 +203,7 @@ func TestReadErrorsName(t *testing.T) {
 		want []string
 	}{
 		{[]string{store, "UKV", "--isel", "nope=0:1", "-o", out}, []string{store, "UKV", "nope"}},
-		{[]string{store, "UKV", "--isel", "step=0:99", "-o", out}, []string{store, "UKV", "step", "99"}},
+		{[]string{store, "UKV", "--isel", "step=99", "-o", out}, []string{store, "UKV", "step", "99"}}, // slices clip, as Python's; an index does not
 		{[]string{store, "missing_array", "-o", out}, []string{store, "missing_array"}},
 		{[]string{filepath.Join(store, "no_such"), "UKV", "-o", out}, []string{"no_such"}},
 		{[]string{store, "UKV"}, []string{"-o"}},
