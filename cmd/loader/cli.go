@@ -29,15 +29,15 @@ func newFlagSet(name string, args []string, stdout io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// usageFunc is the one usage format: the synopsis line, what the command
-// does, then its flags.
+// usageFunc is the one usage format (stats and sample write theirs the
+// same way): the synopsis line, a blank line, what the command does, then
+// its flags.
 func usageFunc(fs *flag.FlagSet, synopsis, about string) func() {
 	return func() {
 		fmt.Fprintf(fs.Output(), "usage: loader %s %s\n\n%s\n", fs.Name(), synopsis, about)
 		hasFlags := false
 		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 		if hasFlags {
-			fmt.Fprintln(fs.Output())
 			fs.PrintDefaults()
 		}
 	}
