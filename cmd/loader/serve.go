@@ -83,6 +83,15 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Listened on first: a bad -metrics address then fails before the
+	// Flight socket exists.
+	var metricsLis net.Listener
+	if *metricsAddr != "" {
+		if metricsLis, err = net.Listen("tcp", strings.TrimPrefix(*metricsAddr, "tcp://")); err != nil {
+			return fmt.Errorf("-metrics %s: want HOST:PORT: %w", *metricsAddr, err)
+		}
+		defer metricsLis.Close()
+	}
 	lis, err := flight.Listen(*listen)
 	if err != nil {
 		return err
@@ -95,13 +104,14 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		opts.Cache = pool.NewChunks(cacheBytes)
 	}
 	var mon *metrics.Metrics
-	if *metricsAddr != "" {
+	if metricsLis != nil {
 		mon = metrics.New()
 		opts.Observer = mon
 	}
 	srv := flight.New(opts)
 	if mon != nil {
-		if err := serveMetrics(ctx, mon, srv, *metricsAddr, log); err != nil {
+		if err := serveMetrics(ctx, mon, srv, metricsLis, log); err != nil {
+			lis.Close()
 			return err
 		}
 	}
@@ -118,15 +128,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// serveMetrics listens on addr (HOST:PORT) and serves mon there until ctx
-// ends; a failure to listen is returned before the Flight server starts.
-func serveMetrics(ctx context.Context, mon *metrics.Metrics, srv *flight.Server, addr string, log *slog.Logger) error {
+// serveMetrics serves mon on lis until ctx ends.
+func serveMetrics(ctx context.Context, mon *metrics.Metrics, srv *flight.Server, lis net.Listener, log *slog.Logger) error {
 	if err := mon.Watch(metrics.Gauges{CacheBytes: srv.CacheBytes, PoolBytes: srv.PoolBytes, SkippedSamples: srv.SkippedSamples}); err != nil {
 		return err
-	}
-	lis, err := net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
-	if err != nil {
-		return fmt.Errorf("-metrics %s: want HOST:PORT: %w", addr, err)
 	}
 	log.Info("metrics", "url", "http://"+lis.Addr().String()+"/metrics")
 	go func() {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +53,51 @@ func TestServeCommand(t *testing.T) {
 	}
 }
 
+// TestServeMetrics serves with -metrics and scrapes it over HTTP; the
+// counting itself is flight's TestScrapeCountsWhatWasDelivered.
+func TestServeMetrics(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+	sock := filepath.Join(t.TempDir(), "loader.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- runServe(ctx, []string{"-listen", "unix://" + sock, "-log-level", "warn", "-metrics", addr}, w)
+		w.Close()
+	}()
+	if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
+		t.Fatalf("no ready line: %v", err)
+	}
+	go io.Copy(io.Discard, r)
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s, %v", resp.Status, err)
+	}
+	for _, want := range []string{"lsio_crops_total 0\n", "lsio_batches_total 0\n", "lsio_cache_bytes 0\n", "# TYPE lsio_batch_seconds histogram"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve after cancel: %v", err)
+	}
+	if _, err := http.Get("http://" + addr + "/metrics"); err == nil {
+		t.Error("metrics still served after shutdown")
+	}
+}
+
 func TestServeCommandBadArgs(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -65,6 +112,7 @@ func TestServeCommandBadArgs(t *testing.T) {
 		{[]string{"-listen", "tcp://127.0.0.1:0"}, "needs -allow"},
 		{[]string{"-listen", "tcp://0.0.0.0:0", "-allow", os.TempDir()}, "-tls-cert, -tls-key and -token-file"},
 		{[]string{"-allow", "gs://bucket"}, "-allow"},
+		{[]string{"-metrics", "nonsense"}, "-metrics nonsense: want HOST:PORT"},
 	}
 	for _, tt := range tests {
 		err := runServe(context.Background(), tt.args, io.Discard)
