@@ -1,28 +1,32 @@
 package flight
 
 import (
+	"context"
 	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/lsio-loader/lsio-loader/cropper"
 	"github.com/lsio-loader/lsio-loader/metrics"
+	"github.com/lsio-loader/lsio-loader/store/kv"
+	"github.com/lsio-loader/lsio-loader/zarr"
 	"google.golang.org/grpc/status"
 )
 
 // Observer is told what the server does, for monitoring (metrics.Metrics).
 type Observer interface {
 	BatchSent(metrics.Sent)
-	ReadStarted() (done func())
+	// Reading adds delta to the store reads in flight.
+	Reading(delta int)
 	Failed(kind string)
 }
 
 // quiet is the Observer of a server without monitoring.
 type quiet struct{}
 
-func (quiet) BatchSent(metrics.Sent)     {}
-func (quiet) ReadStarted() (done func()) { return func() {} }
-func (quiet) Failed(string)              {}
+func (quiet) BatchSent(metrics.Sent) {}
+func (quiet) Reading(int)            {}
+func (quiet) Failed(string)          {}
 
 // observer is what the server reports to.
 func (s *Server) observer() Observer {
@@ -30,6 +34,34 @@ func (s *Server) observer() Observer {
 		return quiet{}
 	}
 	return s.obs
+}
+
+// observeReads makes open's stores report their reads in flight to obs.
+func observeReads(open OpenFunc, obs Observer) OpenFunc {
+	if obs == nil {
+		return open
+	}
+	return func(ctx context.Context, url string) (zarr.Store, error) {
+		st, err := open(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		return observedStore{st, obs}, nil
+	}
+}
+
+// observedStore counts each byte range from its request to its completion.
+type observedStore struct {
+	zarr.Store
+	obs Observer
+}
+
+func (s observedStore) ReadBatch(ctx context.Context, reqs []kv.ByteRange, done func(i int, data []byte, err error)) {
+	s.obs.Reading(len(reqs))
+	s.Store.ReadBatch(ctx, reqs, func(i int, data []byte, err error) {
+		s.obs.Reading(-1)
+		done(i, data, err)
+	})
 }
 
 // batchSent reports a batch the transport has taken: its crops and the

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -73,6 +74,22 @@ func scrape(t *testing.T, url string) map[string]float64 {
 	return samples
 }
 
+// peakReads passes reads on to the real metrics and keeps the most that
+// were in flight at once, which a scrape between batches would miss.
+type peakReads struct {
+	*metrics.Metrics
+	mu        sync.Mutex
+	now, peak int
+}
+
+func (p *peakReads) Reading(delta int) {
+	p.mu.Lock()
+	p.now += delta
+	p.peak = max(p.peak, p.now)
+	p.mu.Unlock()
+	p.Metrics.Reading(delta)
+}
+
 func TestScrapeCountsWhatWasDelivered(t *testing.T) {
 	testenv.RealData(t)
 	specPath := filepath.Join(testenv.ModuleRoot(t), "examples", "real_ukv_seviri.yaml")
@@ -81,7 +98,8 @@ func TestScrapeCountsWhatWasDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := metrics.New()
-	srv := New(Options{Open: openDir, Cache: pool.NewChunks(256 << 20), Observer: m})
+	reads := &peakReads{Metrics: m}
+	srv := New(Options{Open: openDir, Cache: pool.NewChunks(256 << 20), Observer: reads, Logger: slog.New(slog.DiscardHandler)})
 	if err := m.Watch(metrics.Gauges{CacheBytes: srv.CacheBytes, PoolBytes: srv.PoolBytes, SkippedSamples: srv.SkippedSamples}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +151,7 @@ func TestScrapeCountsWhatWasDelivered(t *testing.T) {
 	}
 
 	got := scrape(t, url)
-	t.Logf("client received %d batches, %d crops, %d tensor bytes; server read %v, decoded %v bytes", batches, rows, delivered, got["lsio_bytes_read_total"], got["lsio_bytes_decoded_total"])
+	t.Logf("client received %d batches, %d crops, %d tensor bytes; server read %v, decoded %v bytes; at most %d reads in flight", batches, rows, delivered, got["lsio_bytes_read_total"], got["lsio_bytes_decoded_total"], reads.peak)
 	for name, want := range map[string]float64{
 		"lsio_crops_total":                           float64(rows),
 		"lsio_batches_total":                         float64(batches),
@@ -150,6 +168,9 @@ func TestScrapeCountsWhatWasDelivered(t *testing.T) {
 		if got[name] <= 0 {
 			t.Errorf("%s = %v after %d batches of real data, want > 0", name, got[name], batches)
 		}
+	}
+	if reads.peak == 0 {
+		t.Error("no store read was ever in flight")
 	}
 	if got["lsio_bytes_decoded_total"] < got["lsio_bytes_read_total"] {
 		t.Errorf("decoded %v bytes < read %v: the stores are compressed", got["lsio_bytes_decoded_total"], got["lsio_bytes_read_total"])

@@ -101,7 +101,7 @@ func New(opts Options) *Server {
 	}
 	return &Server{
 		log:      opts.Logger,
-		stores:   &storeCache{open: opts.Open, stores: make(map[string]zarr.Store)},
+		stores:   &storeCache{open: observeReads(opts.Open, opts.Observer), stores: make(map[string]zarr.Store)},
 		plans:    pool.NewLRU[string](int64(opts.Plans), func(*sampler.Plan) int64 { return 1 }),
 		pools:    pool.NewLRU[string](int64(opts.Plans), func(*pool.Chunks) int64 { return 1 }),
 		grace:    opts.ShutdownGrace,
@@ -541,9 +541,7 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 				return
 			}
 			sl.began = time.Now()
-			reading := s.observer().ReadStarted()
 			sl.err = c.Crop(ctx, samples, sl.batch)
-			reading()
 			if sl.err != nil && skip != nil && ctx.Err() == nil {
 				sl.err = skip.crop(ctx, c, bt, samples, plan.BatchSize, sl.batch)
 				if errors.Is(sl.err, errShardExhausted) {

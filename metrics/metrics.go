@@ -50,7 +50,7 @@ func New() *Metrics {
 			Name: "lsio_errors_total", Help: "Failed requests and streams, by kind (the gRPC code given to the client)."},
 			[]string{"kind"}),
 		readsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "lsio_reads_in_flight", Help: "Batches whose chunks are being read and decoded now."}),
+			Name: "lsio_reads_in_flight", Help: "Byte ranges requested from stores and not yet read."}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "lsio_batch_seconds",
 			Help:    "Time from starting to cut a batch to handing it to the transport.",
@@ -80,11 +80,8 @@ func (m *Metrics) BatchSent(s Sent) {
 	m.batchSeconds.Observe(s.Took.Seconds())
 }
 
-// ReadStarted marks a batch's reads as in flight until done is called.
-func (m *Metrics) ReadStarted() (done func()) {
-	m.readsInFlight.Inc()
-	return m.readsInFlight.Dec
-}
+// Reading adds delta to the store reads in flight.
+func (m *Metrics) Reading(delta int) { m.readsInFlight.Add(float64(delta)) }
 
 // Failed counts one error of the given kind.
 func (m *Metrics) Failed(kind string) { m.errors.WithLabelValues(kind).Inc() }
