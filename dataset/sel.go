@@ -138,22 +138,22 @@ func labelRange[T cmp.Ordered](name string, vals []T, label string, parse func(s
 		lo, hi := int64(0), n
 		if left != "" {
 			from, _, _ := parse(left)
-			lo = int64(sort(vals, func(v T) bool { return v >= from }))
+			lo = int64(firstTrue(vals, func(v T) bool { return v >= from }))
 		}
 		if right != "" {
 			_, to, _ := parse(right)
-			hi = int64(sort(vals, func(v T) bool { return v > to }))
+			hi = int64(firstTrue(vals, func(v T) bool { return v > to }))
 		}
 		return lo, max(lo, hi), nil
 	case desc:
 		lo, hi := int64(0), n
 		if left != "" {
 			_, to, _ := parse(left)
-			lo = int64(sort(vals, func(v T) bool { return v <= to }))
+			lo = int64(firstTrue(vals, func(v T) bool { return v <= to }))
 		}
 		if right != "" {
 			from, _, _ := parse(right)
-			hi = int64(sort(vals, func(v T) bool { return v < from }))
+			hi = int64(firstTrue(vals, func(v T) bool { return v < from }))
 		}
 		return lo, max(lo, hi), nil
 	}
@@ -184,9 +184,9 @@ func labelRange[T cmp.Ordered](name string, vals []T, label string, parse func(s
 	return lo, max(lo, hi), nil
 }
 
-// sort is the first index at which pred holds, for pred false then true
+// firstTrue is the first index at which pred holds, for pred false then true
 // along vals.
-func sort[T any](vals []T, pred func(T) bool) int {
+func firstTrue[T any](vals []T, pred func(T) bool) int {
 	lo, hi := 0, len(vals)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
