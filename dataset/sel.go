@@ -166,7 +166,7 @@ func labelRange[T cmp.Ordered](name string, vals []T, label string, parse func(s
 		from, to, _ := parse(l)
 		i := slices.IndexFunc(vals, func(v T) bool { return v >= from && v <= to })
 		if i < 0 || slices.IndexFunc(vals[i+1:], func(v T) bool { return v >= from && v <= to }) >= 0 {
-			return 0, fmt.Errorf("coordinate %q is not sorted, so a slice needs labels present once; %s is not %s", name, l, span)
+			return 0, fmt.Errorf("coordinate %q is not sorted, so a slice needs labels present once, and %s is absent or repeated %s", name, l, span)
 		}
 		if end {
 			i++
