@@ -50,8 +50,9 @@ func main() {
 	os.Exit(code)
 }
 
-// run runs the command args name and returns the exit status: 0, 1 when
-// the command failed, 2 when the command line was wrong.
+// run runs the command args names and returns the exit status: 0 (help
+// included), 1 when the command failed or its flags were wrong, 2 when
+// there is no command or no such command.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
