@@ -67,3 +67,38 @@ def test_plot_sample_rejects_bad_input(record_batch) -> None:
         lsio_loader.plot_sample(record_batch, 4)
     with pytest.raises(ValueError, match="no source crops"):
         lsio_loader.plot_sample({"t0": np.zeros(2, np.int64)}, 0)
+
+
+def load_chart():
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import chart
+    finally:
+        sys.path.pop(0)
+    return chart
+
+
+def test_bench_chart_one_panel_per_table(tmp_path: Path) -> None:
+    chart = load_chart()
+    text = (REPO / "bench" / "RESULTS.md").read_text()
+    tables = chart.panels_from_markdown(text)
+    # RESULTS.md: satellite and nwp, each warm and cold.
+    assert [(w, m) for w, m, _, _ in tables] == [("satellite", "warm"), ("satellite", "cold"), ("nwp", "warm"), ("nwp", "cold")]
+    for _, _, rates, limit in tables:
+        assert "ours" in rates and rates["ours"] > 0 and limit and limit > 0
+    out = tmp_path / "chart.png"
+    fig = chart.draw(text, str(out))
+    assert len(fig.axes) == 4
+    assert [len(ax.patches) for ax in fig.axes] == [len(rates) for _, _, rates, _ in tables]
+    data = out.read_bytes()
+    assert data.startswith(PNG) and len(data) > 5000
+    # The same from the JSON report bench/run.py keeps.
+    report = json.loads((REPO / "bench" / "results.json").read_text())
+    want = sum(len(res["runs"]) for res in report["workloads"].values())
+    assert len(chart.draw(report, str(out)).axes) == want
+
+
+def test_bench_chart_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "chart.png"
+    subprocess.run([sys.executable, str(REPO / "bench" / "chart.py"), str(REPO / "bench" / "RESULTS.md"), "-o", str(out)], check=True)
+    assert out.read_bytes().startswith(PNG)
