@@ -125,7 +125,7 @@ and writes what the unsharded run writes.`)
 	for i, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return fmt.Errorf("stats merge: %w", err)
+			return fmt.Errorf("merge: %w", err)
 		}
 		parts[i] = report.Part{Name: f, Data: data}
 	}

@@ -80,7 +80,9 @@ def plot_sample(batch: BatchLike, i: int, *, out: str | os.PathLike | None = Non
     side, each at the source's step nearest t0 (the last at or before it),
     titled with that step's time; the figure's title gives t0, the epoch
     index and the location (OSGB x/y, lat/lon). Saves a PNG to out if
-    given and returns the matplotlib Figure."""
+    given and returns the matplotlib Figure. bfloat16 crops are read as
+    numbers from a record batch or a torch batch; batch_to_numpy's dict
+    holds only their bits (uint16)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

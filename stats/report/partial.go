@@ -155,14 +155,14 @@ type Part struct {
 // which blocks are joined differs).
 func Merge(parts []Part, w io.Writer) error {
 	if len(parts) == 0 {
-		return errors.New("stats merge: no partial statistics files")
+		return errors.New("merge: no partial statistics files")
 	}
 	files := make([]partialFile, len(parts))
 	shards := make([]stats.Shard, len(parts))
 	for i, p := range parts {
 		f, sh, err := parsePartial(p.Data)
 		if err != nil {
-			return fmt.Errorf("stats merge: %s: %w", p.Name, err)
+			return fmt.Errorf("merge: %s: %w", p.Name, err)
 		}
 		files[i], shards[i] = f, sh
 	}
@@ -172,15 +172,15 @@ func Merge(parts []Part, w io.Writer) error {
 	for i, f := range files {
 		h := f.Partial
 		if h.Target != first.Target || h.Kind != first.Kind || h.Time != first.Time || shards[i].Count != n {
-			return fmt.Errorf("stats merge: %s is shard %s of %s --time %q, %s is shard %s of %s --time %q: not the same run",
+			return fmt.Errorf("merge: %s is shard %s of %s --time %q, %s is shard %s of %s --time %q: not the same run",
 				parts[i].Name, h.Shard, h.Target, h.Time, parts[0].Name, first.Shard, first.Target, first.Time)
 		}
 		if prev := seen[shards[i].Index]; prev != "" {
-			return fmt.Errorf("stats merge: %s and %s are both shard %s", prev, parts[i].Name, h.Shard)
+			return fmt.Errorf("merge: %s and %s are both shard %s", prev, parts[i].Name, h.Shard)
 		}
 		seen[shards[i].Index] = parts[i].Name
 		if err := sameVariables(files[0].Variables, f.Variables); err != nil {
-			return fmt.Errorf("stats merge: %s and %s: %w", parts[0].Name, parts[i].Name, err)
+			return fmt.Errorf("merge: %s and %s: %w", parts[0].Name, parts[i].Name, err)
 		}
 	}
 	var missing []string
@@ -190,7 +190,7 @@ func Merge(parts []Part, w io.Writer) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("stats merge: missing shard %s of %s", strings.Join(missing, ", "), first.Target)
+		return fmt.Errorf("merge: missing shard %s of %s", strings.Join(missing, ", "), first.Target)
 	}
 	// Join in shard order, so that the result does not depend on the order
 	// of the files.
