@@ -340,3 +340,42 @@ func TestStatsMergeRejectsBadParts(t *testing.T) {
 		})
 	}
 }
+
+// TestStatsShardsOverS3 runs the README's cluster recipe on MinIO: 3 shards
+// of a real store read from S3, merged, equal the local unsharded run.
+func TestStatsShardsOverS3(t *testing.T) {
+	real := testenv.RealData(t)
+	minio := testenv.StartMinIO(t)
+	minio.Upload(t, "real", filepath.Join(real, "ocf-nowcasting-2023", "seviri_nonhrv.zarr"), "seviri_nonhrv.zarr")
+	t.Setenv("AWS_ENDPOINT_URL", minio.Endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", minio.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", minio.SecretKey)
+	t.Setenv("AWS_REGION", minio.Region)
+	for _, v := range []string{"AWS_PROFILE", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN"} {
+		t.Setenv(v, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+
+	ctx := context.Background()
+	sel := []string{"--time", "2020-04-01T12:10:2020-04-01T13:50"}
+	var whole bytes.Buffer
+	if err := runStats(ctx, append([]string{filepath.Join(real, "ocf-nowcasting-2023", "seviri_nonhrv.zarr")}, sel...), &whole); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	merge := []string{"merge"}
+	for i := range 3 {
+		p := filepath.Join(dir, fmt.Sprintf("part-%d.yaml", i))
+		args := append([]string{"s3://real/seviri_nonhrv.zarr", "-shard", fmt.Sprintf("%d/3", i), "-o", p}, sel...)
+		if err := runStats(ctx, args, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		merge = append(merge, p)
+	}
+	var merged bytes.Buffer
+	if err := runStats(ctx, merge, &merged); err != nil {
+		t.Fatal(err)
+	}
+	assertSameStats(t, whole.Bytes(), merged.Bytes())
+}

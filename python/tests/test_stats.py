@@ -37,7 +37,7 @@ def assert_same(got: object, want: object, path: str = "") -> None:
 @pytest.fixture(scope="module")
 def cluster():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as c:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as c:
         with distributed.Client(c) as client:
             yield client
 
@@ -71,3 +71,16 @@ def test_stats_errors_name_the_problem(cluster, loader_bin: str, tmp_path: Path)
         lsio_loader.stats(tmp_path / "nope.zarr", client=cluster, shards=2, binary=loader_bin)
     with pytest.raises(ValueError, match="Dask client"):
         lsio_loader.stats(SEVIRI, shards=3, binary=loader_bin)
+
+
+def test_stats_worker_processes_find_their_own_binary(loader_bin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two worker processes, no binary= : each task finds `loader` as a
+    worker on another machine would (here through LSIO_LOADER_BIN)."""
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setenv("LSIO_LOADER_BIN", loader_bin)
+    whole = lsio_loader.stats(SEVIRI, variables=["data"], time="2:20")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
+        with distributed.Client(c) as client:
+            merged = lsio_loader.stats(SEVIRI, client=client, shards=3, variables=["data"], time="2:20")
+    assert "(merged from 3 shards)" in merged
+    assert_same(yaml.safe_load(merged), yaml.safe_load(whole))
