@@ -27,17 +27,18 @@ _PACKAGED_BIN = Path(__file__).resolve().parent / "bin" / "loader"
 
 
 def find_binary() -> str:
-    """The `loader` binary: the one an installed wheel carries (built from
-    the same commit as this client, so it comes first), else
-    $LSIO_LOADER_BIN, else bin/loader of the source checkout this package
-    lives in, else `loader` on PATH. Server(binary=...) overrides all."""
-    if os.access(_PACKAGED_BIN, os.X_OK):
-        return str(_PACKAGED_BIN)
+    """The `loader` binary: $LSIO_LOADER_BIN when set (an explicit choice
+    wins, as environment overrides do elsewhere), else the one an installed
+    wheel carries (built from the same commit as this client), else
+    bin/loader of the source checkout this package lives in, else `loader`
+    on PATH. Server(binary=...) overrides all."""
     env = os.environ.get("LSIO_LOADER_BIN")
     if env:
         if not os.access(env, os.X_OK):
             raise FileNotFoundError(f"LSIO_LOADER_BIN={env} is not an executable file")
         return env
+    if os.access(_PACKAGED_BIN, os.X_OK):
+        return str(_PACKAGED_BIN)
     repo_bin = Path(__file__).resolve().parents[2] / "bin" / "loader"
     if os.access(repo_bin, os.X_OK):
         return str(repo_bin)
