@@ -52,6 +52,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		{[]string{"help"}, "usage: loader COMMAND"},
 		{[]string{"help", "read"}, "usage: loader read "},
 		{[]string{"bench", "gen", "-h"}, "usage: loader bench "},
+		{[]string{"stats", "merge", "--help"}, "usage: loader stats merge "},
 	}
 	for _, c := range commands() {
 		for _, h := range []string{"-h", "--help"} {

@@ -5,18 +5,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lsio-loader/lsio-loader/cloud"
 	"github.com/lsio-loader/lsio-loader/flight"
+	"github.com/lsio-loader/lsio-loader/internal/units"
 	"github.com/lsio-loader/lsio-loader/metrics"
 	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/store"
@@ -53,13 +52,13 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	cacheBytes, err := parseByteSize(*cacheSize)
+	cacheBytes, err := units.ParseBytes(*cacheSize)
 	if err != nil {
 		return fmt.Errorf("-cache: %w", err)
 	}
 	memBytes := flight.DefaultMemory()
 	if *memory != "" {
-		if memBytes, err = parseByteSize(*memory); err != nil {
+		if memBytes, err = units.ParseBytes(*memory); err != nil {
 			return fmt.Errorf("-memory: %w", err)
 		}
 	}
@@ -165,26 +164,4 @@ func startCPUProfile(path string) (stop func(*slog.Logger), err error) {
 // https://), on the backend that fits it.
 func openStore(ctx context.Context, url string) (zarr.Store, error) {
 	return openStoreChecked(ctx, url, store.Options{})
-}
-
-// parseByteSize reads a size in bytes with an optional unit: KB, MB, GB,
-// TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
-func parseByteSize(text string) (int64, error) {
-	units := []struct {
-		suffix string
-		scale  float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
-	number, scale := strings.TrimSpace(text), 1.0
-	for _, u := range units {
-		if strings.HasSuffix(number, u.suffix) {
-			number, scale = strings.TrimSpace(strings.TrimSuffix(number, u.suffix)), u.scale
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(number, 64)
-	if err != nil || v < 0 || math.IsNaN(v) || v*scale >= math.MaxInt64 {
-		return 0, fmt.Errorf("%q: want a size such as 512MiB or 8GiB", text)
-	}
-	return int64(v * scale), nil
 }

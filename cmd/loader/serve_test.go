@@ -121,21 +121,3 @@ func TestServeCommandBadArgs(t *testing.T) {
 		}
 	}
 }
-
-func TestParseByteSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"0", 0, true}, {"4096", 4096, true}, {"512MiB", 512 << 20, true}, {"8GiB", 8 << 30, true},
-		{"1.5GiB", 3 << 29, true}, {"2GB", 2e9, true}, {"10 KB", 10e3, true}, {"7B", 7, true},
-		{"", 0, false}, {"GiB", 0, false}, {"-1", 0, false}, {"1EiB", 0, false}, {"NaN", 0, false}, {"1e30GiB", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := parseByteSize(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("parseByteSize(%q) = %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
