@@ -32,6 +32,11 @@ type Request struct {
 	Streams int `json:"streams,omitempty"`
 	// Raw keeps the stored dtype, without normalisation or casting.
 	Raw bool `json:"raw,omitempty"`
+	// Skip, when given, holds one count per stream: the batches of the
+	// stream a client already has (resuming mid-epoch), which the stream
+	// then starts after. Each is at most the stream's batch count, which
+	// the endpoints' app_metadata tells.
+	Skip []int64 `json:"skip,omitempty"`
 }
 
 // maxStreams bounds a request's endpoints: each is a goroutine and two
@@ -99,6 +104,32 @@ func (r *Request) validate() error {
 		return fmt.Errorf("flight command: request envelope: rank %d outside [0, world_size %d)", r.Rank, r.WorldSize)
 	case r.Streams < 0 || r.Streams > maxStreams:
 		return fmt.Errorf("flight command: request envelope: streams %d outside [1, %d]", r.Streams, maxStreams)
+	case len(r.Skip) > maxStreams:
+		return fmt.Errorf("flight command: request envelope: skip has %d counts, more than the %d streams a request may have", len(r.Skip), maxStreams)
+	case r.Streams > 0 && len(r.Skip) > 0 && len(r.Skip) != r.Streams:
+		return fmt.Errorf("flight command: request envelope: skip has %d counts, want one per stream (%d)", len(r.Skip), r.Streams)
+	}
+	for i, k := range r.Skip {
+		if k < 0 {
+			return fmt.Errorf("flight command: request envelope: skip[%d] = %d is negative", i, k)
+		}
+	}
+	return nil
+}
+
+// checkSkip checks the skip list against the streams a request resolved to
+// and their batch counts (count(i) for stream i).
+func (r *Request) checkSkip(streams int, count func(stream int) int64) error {
+	if len(r.Skip) == 0 {
+		return nil
+	}
+	if len(r.Skip) != streams {
+		return fmt.Errorf("flight command: request envelope: skip has %d counts, want one per stream (%d)", len(r.Skip), streams)
+	}
+	for i, k := range r.Skip {
+		if n := count(i); k > n {
+			return fmt.Errorf("flight command: request envelope: skip[%d] = %d, but stream %d has only %d batches", i, k, i, n)
+		}
 	}
 	return nil
 }
@@ -116,11 +147,14 @@ func (r *Request) planKey() string {
 // ticket is what a DoGet needs to serve one stream on its own, even from a
 // server that has never seen the request (restarted, or another replica):
 // the whole request, the stream and the plan key to find a cached plan.
+// Skip is the request's skip count for this stream (the request carries
+// none, so that a ticket stays small whatever the streams).
 type ticket struct {
 	PlanKey string  `json:"plan_key"`
 	Request Request `json:"request"`
 	Stream  int     `json:"stream"`
 	Streams int     `json:"streams"`
+	Skip    int64   `json:"skip,omitempty"`
 }
 
 func (t ticket) encode() []byte {
@@ -143,6 +177,8 @@ func decodeTicket(data []byte) (ticket, error) {
 		return t, fmt.Errorf("flight ticket: streams %d outside [1, %d]", t.Streams, maxStreams)
 	case t.Stream < 0 || t.Stream >= t.Streams:
 		return t, fmt.Errorf("flight ticket: stream %d outside [0, %d)", t.Stream, t.Streams)
+	case t.Skip < 0:
+		return t, fmt.Errorf("flight ticket: skip %d is negative", t.Skip)
 	case t.PlanKey != t.Request.planKey():
 		return t, errors.New("flight ticket: plan_key does not match the request it carries")
 	}

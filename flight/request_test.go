@@ -1,6 +1,7 @@
 package flight
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,14 @@ func TestParseCommand(t *testing.T) {
 		{name: "negative epoch", cmd: `{"spec": "x", "epoch": -1}`, wantErr: "epoch -1"},
 		{name: "too many streams", cmd: `{"spec": "x", "streams": 100000}`, wantErr: "streams 100000"},
 		{name: "empty spec", cmd: `{"spec": ""}`, wantErr: "spec is empty"},
+		{
+			name: "skip",
+			cmd:  `{"spec": "x", "streams": 2, "skip": [0, 3]}`,
+			want: Request{Spec: "x", Split: "train", WorldSize: 1, Streams: 2, Skip: []int64{0, 3}},
+		},
+		{name: "negative skip", cmd: `{"spec": "x", "skip": [1, -2]}`, wantErr: "skip[1] = -2 is negative"},
+		{name: "skip not one per stream", cmd: `{"spec": "x", "streams": 3, "skip": [1, 2]}`, wantErr: "skip has 2 counts, want one per stream (3)"},
+		{name: "skip not a list of integers", cmd: `{"spec": "x", "skip": [1.5]}`, wantErr: "skip"},
 		{name: "not utf-8", cmd: "seed: \xff\n", wantErr: "UTF-8"},
 	}
 	for _, tt := range tests {
@@ -42,7 +51,7 @@ func TestParseCommand(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseCommand(%q): %v", tt.cmd, err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("ParseCommand(%q) = %+v, want %+v", tt.cmd, got, tt.want)
 			}
 		})
@@ -56,7 +65,7 @@ func TestTicketRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != orig {
+	if !reflect.DeepEqual(got, orig) {
 		t.Fatalf("decodeTicket(encode(%+v)) = %+v", orig, got)
 	}
 	if shard, n := got.shard(); shard != 1*4+2 || n != 3*4 {
@@ -73,6 +82,7 @@ func TestTicketRoundTrip(t *testing.T) {
 		{name: "no streams", ticket: ticket{PlanKey: req.planKey(), Request: req, Stream: 0, Streams: 0}, want: "streams 0"},
 		{name: "plan key of another spec", ticket: ticket{PlanKey: (&Request{Spec: "other"}).planKey(), Request: req, Streams: 1}, want: "plan_key"},
 		{name: "not json", raw: "\x00\x01", want: "flight ticket"},
+		{name: "negative skip", ticket: ticket{PlanKey: req.planKey(), Request: req, Streams: 1, Skip: -1}, want: "skip -1"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +101,7 @@ func FuzzParseCommand(f *testing.F) {
 	f.Add([]byte("seed: 1\nbatch_size: 4\nsources:\n  a: {store: a.zarr, array: v, crop: {x: 2}}\n"))
 	f.Add([]byte(`{"spec": "seed: 1", "spec_dir": "/data", "split": "val", "epoch": 3, "rank": 1, "world_size": 2, "streams": 4, "raw": true}`))
 	f.Add([]byte(`{"spec": {"a": 1}}`))
+	f.Add([]byte(`{"spec": "x", "streams": 2, "skip": [0, 7]}`))
 	f.Add([]byte(`{"plan_key": "00", "request": {"spec": "x"}, "stream": 0, "streams": 1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := ParseCommand(data)
@@ -100,9 +111,14 @@ func FuzzParseCommand(f *testing.F) {
 		if req.Spec == "" || req.Split == "" || req.Rank < 0 || req.Rank >= req.WorldSize || req.Streams < 0 || req.Streams > maxStreams {
 			t.Fatalf("ParseCommand(%q) accepted an invalid request %+v", data, req)
 		}
+		for _, k := range req.Skip {
+			if k < 0 || (req.Streams > 0 && len(req.Skip) != req.Streams) {
+				t.Fatalf("ParseCommand(%q) accepted an invalid skip %v", data, req.Skip)
+			}
+		}
 		tk := ticket{PlanKey: req.planKey(), Request: req, Streams: 1}
 		back, err := decodeTicket(tk.encode())
-		if err != nil || back != tk {
+		if err != nil || !reflect.DeepEqual(back, tk) {
 			t.Fatalf("ticket of %+v does not round-trip: %+v, %v", req, back, err)
 		}
 	})

@@ -2,6 +2,7 @@ package flight
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -345,14 +346,41 @@ func (s *Server) flightInfo(ctx context.Context, desc *flight.FlightDescriptor) 
 		TotalBytes:       -1,
 		Ordered:          false,
 	}
+	count := func(stream int) int64 {
+		return plan.StreamBatchCount(req.Split, req.Rank, req.WorldSize, stream, streams)
+	}
+	if err := req.checkSkip(streams, count); err != nil {
+		return nil, requestError{err}
+	}
 	for stream := range streams {
 		t := ticket{PlanKey: req.planKey(), Request: req, Stream: stream, Streams: streams}
-		info.TotalRecords += plan.StreamLen(req.Split, req.Rank, req.WorldSize, stream, streams)
-		info.Endpoint = append(info.Endpoint, &flight.FlightEndpoint{Ticket: &flight.Ticket{Ticket: t.encode()}})
+		t.Request.Skip = nil
+		if req.Skip != nil {
+			t.Skip = req.Skip[stream]
+		}
+		records := plan.StreamLen(req.Split, req.Rank, req.WorldSize, stream, streams)
+		// Every batch but a stream's last is full.
+		info.TotalRecords += max(records-t.Skip*int64(plan.BatchSize), 0)
+		meta, err := json.Marshal(endpointMeta{Stream: stream, Batches: count(stream), Records: records, Skip: t.Skip})
+		if err != nil {
+			return nil, fmt.Errorf("endpoint app_metadata: %w", err)
+		}
+		info.Endpoint = append(info.Endpoint, &flight.FlightEndpoint{Ticket: &flight.Ticket{Ticket: t.encode()}, AppMetadata: meta})
 	}
 	s.log.Info("flight info", "split", req.Split, "epoch", req.Epoch, "rank", req.Rank, "world_size", req.WorldSize,
 		"streams", streams, "epoch_len", epochLen, "samples", info.TotalRecords)
 	return info, nil
+}
+
+// endpointMeta is an endpoint's app_metadata (JSON): its stream's place,
+// size over the whole epoch (batches and records), and how many of its
+// batches the request skips, so that a client can count what it has been
+// delivered and resume after it.
+type endpointMeta struct {
+	Stream  int   `json:"stream"`
+	Batches int64 `json:"batches"`
+	Records int64 `json:"records"`
+	Skip    int64 `json:"skip"`
 }
 
 // chunkPool is where a plan's streams keep decoded chunks: a blocked
@@ -492,6 +520,9 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	}
 	shard, nShards := t.shard()
 	log := s.log.With("split", t.Request.Split, "epoch", t.Request.Epoch, "shard", shard, "shards", nShards)
+	if n := plan.StreamBatchCount(t.Request.Split, t.Request.Rank, t.Request.WorldSize, t.Stream, t.Streams); t.Skip > n {
+		return grpcError(requestError{fmt.Errorf("flight ticket: skip %d, but stream %d has only %d batches", t.Skip, t.Stream, n)})
+	}
 
 	// The first batch waits for memory; the second, sent while the next is
 	// cropped, is only taken when memory is free now.
@@ -522,7 +553,7 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 		defer producer.Done()
 		defer close(ready)
 		c := cropper.New(plan, cropper.Options{Raw: t.Request.Raw, Cache: s.chunkPool(t.PlanKey, plan)})
-		bt, stop := newBatcher(plan.StreamBatches(t.Request.Split, t.Request.Epoch, t.Request.Rank, t.Request.WorldSize, t.Stream, t.Streams))
+		bt, stop := newBatcher(plan.StreamBatchesFrom(t.Request.Split, t.Request.Epoch, t.Request.Rank, t.Request.WorldSize, t.Stream, t.Streams, t.Skip))
 		defer stop()
 		for {
 			samples := bt.take(plan.BatchSize)
@@ -609,7 +640,7 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	if skip != nil {
 		skipped = skip.skipped
 	}
-	log.Info("stream done", "batches", batches, "samples", samples, "skipped", skipped, "bytes", delivered,
+	log.Info("stream done", "skipped_batches", t.Skip, "batches", batches, "samples", samples, "skipped", skipped, "bytes", delivered,
 		"seconds", elapsed.Seconds(), "MB/s", float64(delivered)/1e6/elapsed.Seconds(),
 		"chunks", stats.Chunks, "missing", stats.Missing, "cache_hits", stats.CacheHits,
 		"bytes_read", stats.BytesRead, "read_amplification", stats.ReadAmplification())

@@ -582,19 +582,29 @@ func (p *Plan) blockSample(split string, epoch, i int64, e *epochBlocks, sl slot
 // (or DataLoader workers), and ranks read disjoint samples. In the iid
 // order it is Batches of shard rank·streams+stream of worldSize·streams.
 func (p *Plan) StreamBatches(split string, epoch int64, rank, worldSize, stream, streams int) iter.Seq[[]Sample] {
+	return p.StreamBatchesFrom(split, epoch, rank, worldSize, stream, streams, 0)
+}
+
+// StreamBatchesFrom is StreamBatches without its first from batches: the
+// tail a stream resumed after from delivered batches still owes. Skipped
+// batches are never drawn, so resuming late in an epoch costs no crops.
+// A from outside [0, StreamBatchCount] yields nothing.
+func (p *Plan) StreamBatchesFrom(split string, epoch int64, rank, worldSize, stream, streams int, from int64) iter.Seq[[]Sample] {
 	if p.Spec.Order.Mode != OrderBlocked {
-		return p.Batches(split, epoch, rank*streams+stream, worldSize*streams)
+		return p.batchesFrom(split, epoch, rank*streams+stream, worldSize*streams, from)
 	}
 	return func(yield func([]Sample) bool) {
 		n, err := p.EpochLen(split)
-		if err != nil || worldSize <= 0 || rank < 0 || rank >= worldSize || streams <= 0 || stream < 0 || stream >= streams {
+		if err != nil || worldSize <= 0 || rank < 0 || rank >= worldSize || streams <= 0 || stream < 0 || stream >= streams ||
+			from < 0 || from > p.StreamBatchCount(split, rank, worldSize, stream, streams) {
 			return
 		}
 		e := p.blocksOf(split, epoch, n)
 		seq := p.sequence(split, epoch, e, n)
 		bs := int64(p.BatchSize)
+		stride := int64(worldSize) * int64(streams)
 		var digits []int
-		for g := int64(rank) + int64(stream)*int64(worldSize); g*bs < n; g += int64(worldSize) * int64(streams) {
+		for g := int64(rank) + int64(stream)*int64(worldSize) + from*stride; g*bs < n; g += stride {
 			batch := make([]Sample, 0, p.BatchSize)
 			for i := g * bs; i < min((g+1)*bs, int64(len(seq))); i++ {
 				batch = append(batch, p.blockSample(split, epoch, i, e, seq[i], digits))
@@ -604,6 +614,12 @@ func (p *Plan) StreamBatches(split string, epoch int64, rank, worldSize, stream,
 			}
 		}
 	}
+}
+
+// StreamBatchCount is how many batches StreamBatches yields: every batch
+// but a stream's last is full, in either order.
+func (p *Plan) StreamBatchCount(split string, rank, worldSize, stream, streams int) int64 {
+	return ceilDiv(p.StreamLen(split, rank, worldSize, stream, streams), int64(p.BatchSize))
 }
 
 // StreamLen is how many samples StreamBatches yields.

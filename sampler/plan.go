@@ -485,14 +485,23 @@ func (p *Plan) Batches(split string, epoch int64, shard, nShards int) iter.Seq[[
 	if p.Spec.Order.Mode == OrderBlocked {
 		return p.StreamBatches(split, epoch, shard, nShards, 0, 1)
 	}
+	return p.batchesFrom(split, epoch, shard, nShards, 0)
+}
+
+// batchesFrom is the iid Batches without the shard's first from batches.
+func (p *Plan) batchesFrom(split string, epoch int64, shard, nShards int, from int64) iter.Seq[[]Sample] {
 	return func(yield func([]Sample) bool) {
 		n, err := p.EpochLen(split)
-		if err != nil || nShards <= 0 || shard < 0 || shard >= nShards {
+		if err != nil || nShards <= 0 || shard < 0 || shard >= nShards ||
+			from < 0 || from > ceilDiv(shareOf(n, int64(shard), int64(nShards)), int64(p.BatchSize)) {
 			return
 		}
+		// Position shard + k·nShards is the shard's k-th sample: from
+		// batches in, k = from·BatchSize.
+		stride := int64(nShards)
 		batch := make([]Sample, 0, p.BatchSize)
 		stopped := false
-		for i := int64(shard); i < n && !stopped; i += int64(nShards) {
+		for i := int64(shard) + from*int64(p.BatchSize)*stride; i < n && !stopped; i += stride {
 			batch = append(batch, p.sample(split, n, epoch, i))
 			if len(batch) == p.BatchSize {
 				if !yield(batch) {

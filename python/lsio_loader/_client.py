@@ -23,7 +23,7 @@ from ._server import Server, connect
 
 __all__ = [
     "SpecLike", "make_command", "get_flight_info", "batch_to_numpy", "iter_batches", "iter_endpoint", "iter_endpoints",
-    "iter_endpoints_concurrently",
+    "iter_endpoints_concurrently", "iter_endpoints_indexed", "endpoint_meta",
     "retain_freed_memory", "spec_roots",
 ]
 
@@ -93,8 +93,11 @@ def make_command(
     world_size: int = 1,
     streams: int | None = None,
     raw: bool = False,
+    skip: Sequence[int] | None = None,
 ) -> bytes:
-    """The FlightDescriptor command asking for one rank's share of an epoch."""
+    """The FlightDescriptor command asking for one rank's share of an epoch.
+    skip, one count per stream (streams must then be given), starts each
+    stream after that many of its batches: what a resumed reader already has."""
     text, spec_dir = _spec_text(spec)
     envelope: dict[str, Any] = {
         "spec": text,
@@ -107,11 +110,25 @@ def make_command(
     }
     if streams is not None:
         envelope["streams"] = int(streams)
+    if skip is not None:
+        envelope["skip"] = [int(k) for k in skip]
     return json.dumps(envelope).encode()
 
 
 def get_flight_info(client: flight.FlightClient, command: bytes) -> flight.FlightInfo:
     return client.get_flight_info(flight.FlightDescriptor.for_command(command))
+
+
+def endpoint_meta(endpoint: flight.FlightEndpoint) -> dict[str, int]:
+    """An endpoint's app_metadata: its "stream", the "batches" and "records"
+    of that stream over the whole epoch, and the batches it "skip"s."""
+    raw = endpoint.app_metadata
+    if not raw:
+        raise ValueError("endpoint has no app_metadata: the server predates resume support (upgrade `loader`)")
+    meta = json.loads(raw)
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(k), int) for k in ("stream", "batches", "records", "skip")):
+        raise ValueError(f"endpoint app_metadata {raw!r}: want stream, batches, records and skip counts")
+    return meta
 
 
 def _column_dtype(field: pa.Field) -> np.dtype | None:
@@ -362,8 +379,31 @@ def iter_endpoints_concurrently(
     endpoint in turn, then the second, and so on, as a DataLoader deals
     its workers' batches. One process then keeps the server as busy as
     DataLoader workers would, without their copies into shared memory."""
+    for _, batch in _iter_concurrently(client, endpoints, depth):
+        yield batch
+
+
+def iter_endpoints_indexed(
+    client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], *, concurrently: bool
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """(i, batch) for each batch of endpoints[i]: iter_endpoints' order, or
+    iter_endpoints_concurrently's when concurrently. The index lets a reader
+    count what each stream has delivered."""
+    if concurrently:
+        yield from _iter_concurrently(client, endpoints, 1)
+        return
+    for i, endpoint in enumerate(endpoints):
+        for batch in iter_endpoint(client, endpoint):
+            yield i, batch
+
+
+def _iter_concurrently(
+    client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], depth: int
+) -> Iterator[tuple[int, pa.RecordBatch]]:
     if len(endpoints) <= 1:
-        yield from iter_endpoints(client, endpoints)
+        for endpoint in endpoints:
+            for batch in iter_endpoint(client, endpoint):
+                yield 0, batch
         return
     stop = threading.Event()
     done = object()
@@ -405,7 +445,7 @@ def iter_endpoints_concurrently(
                 elif isinstance(item, BaseException):
                     raise item
                 else:
-                    yield item
+                    yield i, item
     finally:
         stop.set()
         for r in readers:

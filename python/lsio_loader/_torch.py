@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -13,8 +15,8 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ._client import (
-    SpecLike, _server_address, batch_to_numpy, get_flight_info, is_bfloat16, iter_endpoints, iter_endpoints_concurrently, make_command,
-    spec_roots,
+    SpecLike, _server_address, _spec_text, batch_to_numpy, endpoint_meta, get_flight_info, is_bfloat16, iter_endpoints_indexed,
+    make_command, spec_roots,
 )
 from ._server import Server, connect
 
@@ -44,6 +46,10 @@ def batch_to_torch(batch: pa.RecordBatch) -> dict[str, torch.Tensor]:
     return out
 
 
+# The version of LoaderDataset.state_dict's layout.
+_STATE_VERSION = 1
+
+
 class LoaderDataset(IterableDataset):
     """Batches of crops from an lsio-loader server, as dicts of tensors.
 
@@ -55,6 +61,19 @@ class LoaderDataset(IterableDataset):
     dataset and stopped by close() or at exit; else it is the address of a
     running one (unix:///path.sock or grpc://host:port). location is
     address's deprecated name.
+
+    Each pass over the dataset reads the next epoch (0, 1, ...) unless
+    set_epoch pinned one, as DistributedSampler.set_epoch does; len() is
+    the batches of an epoch for this rank. A DataLoader worker reads a copy
+    of the dataset, which only a persistent worker keeps from one pass to
+    the next: with non-persistent workers call set_epoch before each epoch.
+
+    state_dict() and load_state_dict() follow torchdata's StatefulDataLoader
+    protocol: a dataset loaded with the state of one stopped mid-epoch
+    delivers exactly the batches that one had not, each stream starting
+    after the batches it had delivered (the server skips them without
+    cutting their crops). Use StatefulDataLoader's own state_dict, which
+    carries each worker's.
 
     With num_workers=0 the main process reads all its endpoints at once,
     each in a thread, zero-copy: the crops are cut in the server, so this
@@ -87,15 +106,25 @@ class LoaderDataset(IterableDataset):
             world_size = (dist.get_world_size() if distributed else 1) if world_size is None else world_size
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside [0, world_size {world_size})")
+        if epoch < 0:
+            raise ValueError(f"epoch {epoch} is negative")
         self.spec = spec
         self.split = split
-        self.epoch = epoch
         self.rank = rank
         self.world_size = world_size
         self.streams = streams
         self.raw = raw
         self.tls_root_certs = tls_root_certs
         self.token = token
+        # _next_epoch is what the next pass reads; a pass advances it unless
+        # set_epoch pinned it. _pass is the pass in progress (or the last):
+        # its epoch, streams, workers and batches delivered per stream.
+        self._next_epoch = epoch
+        self._pinned = False
+        self._pass: dict[str, Any] | None = None
+        # A loaded state's pass, resumed by the next pass over its epoch.
+        self._resume: dict[str, Any] | None = None
+        self._batch_counts: list[int] | None = None
         self._server: Server | None = None
         if address is None:
             # The launched server may read the spec's own stores only.
@@ -103,9 +132,25 @@ class LoaderDataset(IterableDataset):
             address = self._server.address
         self.address = address
 
+    @property
+    def epoch(self) -> int:
+        """The epoch being read, or, between passes, the one read next."""
+        if self._pass is not None and not self._pass["done"]:
+            return self._pass["epoch"]
+        return self._next_epoch
+
+    @epoch.setter
+    def epoch(self, epoch: int) -> None:
+        self.set_epoch(epoch)
+
     def set_epoch(self, epoch: int) -> None:
-        """Reads epoch next time, like DistributedSampler.set_epoch."""
-        self.epoch = epoch
+        """Reads epoch on every pass from now on, like
+        DistributedSampler.set_epoch (call it before each epoch). A loaded
+        state of that epoch is still resumed."""
+        if epoch < 0:
+            raise ValueError(f"epoch {epoch} is negative")
+        self._next_epoch = epoch
+        self._pinned = True
 
     def close(self) -> None:
         if self._server is not None:
@@ -117,26 +162,158 @@ class LoaderDataset(IterableDataset):
         state["_server"] = None
         return state
 
-    def _command(self, streams: int | None) -> bytes:
+    def __repr__(self) -> str:
+        spec = self.spec if not isinstance(self.spec, dict) else "{...}"
+        streams = "" if self.streams is None else f", streams={self.streams}"
+        return (f"LoaderDataset(spec={str(spec)!r}, split={self.split!r}, epoch={self.epoch}, "
+                f"rank={self.rank}, world_size={self.world_size}{streams}, address={self.address!r})")
+
+    def _command(self, streams: int | None, *, epoch: int | None = None, skip: list[int] | None = None) -> bytes:
         return make_command(
-            self.spec, split=self.split, epoch=self.epoch, rank=self.rank,
-            world_size=self.world_size, streams=streams, raw=self.raw,
+            self.spec, split=self.split, epoch=self.epoch if epoch is None else epoch, rank=self.rank,
+            world_size=self.world_size, streams=streams, raw=self.raw, skip=skip,
         )
 
+    def _connect(self):
+        return connect(self.address, tls_root_certs=self.tls_root_certs, token=self.token)
+
+    def __len__(self) -> int:
+        """Batches in an epoch for this rank (all its workers together)."""
+        if self._batch_counts is None:
+            client = self._connect()
+            try:
+                info = get_flight_info(client, self._command(self.streams))
+            finally:
+                client.close()
+            self._batch_counts = [endpoint_meta(ep)["batches"] for ep in info.endpoints]
+        return sum(self._batch_counts)
+
+    def _identity(self) -> dict[str, Any]:
+        """What a state must match to be resumed here: the same samples in
+        the same streams."""
+        text, _ = _spec_text(self.spec)
+        return {
+            "spec_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "split": self.split,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "streams": self.streams,
+            "raw": self.raw,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this dataset (in a DataLoader worker: this worker) is in
+        its epoch: the pass's epoch, streams and batches delivered per
+        stream, with the identity a resume must match."""
+        worker = get_worker_info()
+        state: dict[str, Any] = {
+            "version": _STATE_VERSION,
+            "identity": self._identity(),
+            "next_epoch": self._next_epoch,
+            "pinned": self._pinned,
+            "worker": worker.id if worker is not None else 0,
+            "workers": worker.num_workers if worker is not None else 0,
+            "pass": None,
+        }
+        if self._pass is not None:
+            p = self._pass
+            state["pass"] = {"epoch": p["epoch"], "streams": p["streams"], "done": p["done"],
+                             "batches": dict(p["batches"]), "delivered": dict(p["delivered"])}
+        elif self._resume is not None:
+            state["pass"] = json.loads(json.dumps(self._resume))
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resumes from state_dict's state: the next pass reads the state's
+        epoch, each stream after the batches it had delivered (or, if that
+        pass had finished, the epoch after). Refuses a state from another
+        spec, split, rank, world size or number of DataLoader workers."""
+        if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
+            raise ValueError(f"LoaderDataset state: want a version {_STATE_VERSION} state_dict(), "
+                             f"got version {state.get('version') if isinstance(state, dict) else type(state).__name__}")
+        mine = self._identity()
+        theirs = state.get("identity", {})
+        for key, value in mine.items():
+            if theirs.get(key) != value:
+                what = "the spec's text (seed, sources, ...)" if key == "spec_sha256" else key
+                raise ValueError(f"LoaderDataset state: saved for a different {what}: "
+                                 f"state has {theirs.get(key)!r}, this dataset {value!r}; a state resumes only the same experiment")
+        worker = get_worker_info()
+        workers = worker.num_workers if worker is not None else 0
+        if state["workers"] != workers:
+            raise ValueError(f"LoaderDataset state: saved with {state['workers']} DataLoader workers, loaded with {workers}; "
+                             "resume with the same num_workers (each worker holds its own streams' counts)")
+        if worker is not None and state["worker"] != worker.id:
+            raise ValueError(f"LoaderDataset state: worker {state['worker']}'s state loaded into worker {worker.id}")
+        self._pinned = bool(state["pinned"])
+        self._next_epoch = int(state["next_epoch"])
+        self._pass = None
+        self._resume = None
+        p = state["pass"]
+        if p is None:
+            return
+        if p["streams"] is None:
+            # Saved before that pass asked for its streams: nothing delivered yet.
+            self._next_epoch = int(p["epoch"])
+            return
+        if p["done"] or all(p["delivered"].get(k, 0) >= n for k, n in p["batches"].items()):
+            # That pass had delivered everything: the epoch after it is next.
+            return
+        self._resume = {"epoch": int(p["epoch"]), "streams": int(p["streams"]), "done": False,
+                        "batches": {str(k): int(n) for k, n in p["batches"].items()},
+                        "delivered": {str(k): int(n) for k, n in p["delivered"].items()}}
+        self._next_epoch = self._resume["epoch"]
+
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        # Not a generator: the pass (its epoch, its resumed counts) is set
+        # up here, so that a state_dict() taken before the first batch, as
+        # StatefulDataLoader's workers take one, already describes it. It
+        # only uses up its epoch (and the loaded state) once read from:
+        # StatefulDataLoader may make an iterator it never reads.
         worker = get_worker_info()
         worker_id, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-        client = connect(self.address, tls_root_certs=self.tls_root_certs, token=self.token)
+        epoch = self._next_epoch
+        resume = self._resume if self._resume is not None and self._resume["epoch"] == epoch else None
+        self._pass = {"epoch": epoch, "streams": None, "done": False, "batches": {}, "delivered": {}}
+        if resume is not None:
+            self._pass.update(streams=resume["streams"], batches=dict(resume["batches"]), delivered=dict(resume["delivered"]))
+        return self._read(self._pass, resume, worker_id, workers, worker is None)
+
+    def _read(self, p: dict[str, Any], resume: dict[str, Any] | None, worker_id: int, workers: int,
+              in_main: bool) -> Iterator[dict[str, torch.Tensor]]:
+        if self._resume is not None and self._resume is resume:
+            self._resume = None
+        if not self._pinned and self._next_epoch == p["epoch"]:
+            self._next_epoch = p["epoch"] + 1
+        client = self._connect()
         try:
-            info = get_flight_info(client, self._command(self.streams))
-            if self.streams is None and len(info.endpoints) < workers:
-                # Every worker asks the same, so every worker sees the same endpoints.
-                info = get_flight_info(client, self._command(workers))
-            mine = info.endpoints[worker_id::workers]
+            streams = p["streams"]
+            if streams is None:
+                info = get_flight_info(client, self._command(self.streams, epoch=p["epoch"]))
+                if self.streams is None and len(info.endpoints) < workers:
+                    # Every worker asks the same, so every worker sees the same endpoints.
+                    info = get_flight_info(client, self._command(workers, epoch=p["epoch"]))
+                p["streams"] = len(info.endpoints)
+            else:
+                # A resumed pass: the same streams, each after what it delivered.
+                skip = [p["delivered"].get(str(i), 0) for i in range(streams)]
+                info = get_flight_info(client, self._command(streams, epoch=p["epoch"], skip=skip))
+            mine = list(range(len(info.endpoints)))[worker_id::workers]
+            for i in mine:
+                meta = endpoint_meta(info.endpoints[i])
+                p["batches"][str(i)] = meta["batches"]
+                p["delivered"].setdefault(str(i), meta["skip"])
+            self._batch_counts = [endpoint_meta(ep)["batches"] for ep in info.endpoints]
             # In the main process (num_workers=0) every stream is read at
             # once by threads: as fast as workers, without their copies.
-            batches = iter_endpoints_concurrently(client, mine) if worker is None else iter_endpoints(client, mine)
-            for batch in batches:
-                yield batch_to_torch(batch)
+            endpoints = [info.endpoints[i] for i in mine]
+            for j, batch in iter_endpoints_indexed(client, endpoints, concurrently=in_main):
+                out = batch_to_torch(batch)
+                # Counted before the yield: a state_dict() taken once the
+                # batch is out (StatefulDataLoader's snapshot) includes it.
+                key = str(mine[j])
+                p["delivered"][key] += 1
+                yield out
+            p["done"] = True
         finally:
             client.close()
