@@ -94,7 +94,7 @@ bench-readers: build venv fio
 	$(PY) bench/run.py
 
 bench-codecs: venv
-	$(PY) bench/codecs/compare.py
+	$(PY) bench/codecs/compare.py  # needs cgo: it compares the libzstd bindings
 
 bench-io: build venv minio fio
 	bash bench/io/run.sh
