@@ -94,7 +94,7 @@ bench-readers: build venv fio
 	$(PY) bench/run.py
 
 bench-codecs: venv
-	$(PY) bench/codecs/compare.py  # needs cgo: it compares the libzstd bindings
+	$(PY) bench/codecs/compare.py
 
 bench-io: build venv minio fio
 	bash bench/io/run.sh
