@@ -12,8 +12,8 @@ import (
 // Zstd is the Zstandard frame format (RFC 8878), as numcodecs' Zstd codec
 // and Zarr v3's zstd codec write it, and as blosc's zstd splits hold it.
 // Built with cgo it decodes through libzstd (zstd_cgo.go), without cgo
-// through the Go decoders; both give the same bytes and the same errors
-// for the same limits.
+// through the Go decoders; both decode the same bytes and refuse output
+// beyond the caller's limit.
 // Create it with NewZstd; the zero value is not usable. Decode is fastest
 // when dst has 32 bytes of capacity beyond the decoded size: the decoder
 // then uses copy loops that may write past the end.
