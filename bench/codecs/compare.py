@@ -225,7 +225,10 @@ def main():
         for k in sorted(k for k in got if k == name or k.startswith(name + '/')):
             gw, gc = got[k]
             print(f'{k:38} {size:9d} | {rw:20.0f} {gw:6.0f} {gw / rw:5.2f} | {rc:19.0f} {gc:6.0f} {gc / rc:5.2f}')
-    body = ('Single-core decode speed, GB/s of decoded output per CPU second (GOMAXPROCS=1, one blosc thread; '
+    body = ('## Decode speed per codec\n\n'
+            f'Load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: on a shared machine, '
+            'compare columns of one row rather than rows of different runs. '
+            'Single-core decode speed, GB/s of decoded output per CPU second (GOMAXPROCS=1, one blosc thread; '
             'best of the rounds; `make bench-codecs`, bench/codecs/compare.py). "Go (default)" is what the '
             'loader uses: libzstd through DataDog/zstd for zstd frames when built with cgo.\n\n'
             + table(encoded, ref, got))
