@@ -456,6 +456,15 @@ def main():
     text = keep_sections(args.results, render(report, cores))
     open(args.results, "w").write(text)
     print(text)
+    chart = os.path.splitext(args.results)[0] + ".png"
+    try:
+        sys.path.insert(0, HERE)
+        import chart as bench_chart
+
+        bench_chart.draw(report, chart)
+        print(f"bench: chart in {chart}", file=sys.stderr)
+    except ImportError as e:
+        print(f"bench: no chart ({e}): matplotlib is in the `plot` extra", file=sys.stderr)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
