@@ -17,6 +17,14 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 UV_VERSION    := 0.13.9
 SAMPLE  := data/sample
 
+# With a C compiler the loader links libzstd through cgo (DataDog/zstd
+# builds it from source), which decodes zstd about 1.5x as fast as the Go
+# decoders; without one it builds pure Go with those decoders.
+ifeq ($(shell command -v $(CC) 2>/dev/null),)
+export CGO_ENABLED := 0
+$(warning no C compiler ($(CC)) found: building pure Go, whose zstd decoding is slower. For libzstd, install one: apt-get install gcc (or set CC))
+endif
+
 export LSIO_PYTHON := $(CURDIR)/$(PY)
 export LSIO_LOADER_BIN := $(CURDIR)/$(BIN)
 export LSIO_MINIO := $(MINIO)
@@ -72,8 +80,12 @@ test: build venv minio
 	$(GO) vet ./...
 	$(MAKE) test-go test-python
 
+# The codecs again without cgo (the Go decoders, as a machine without a C
+# compiler builds them), and the pure-Go loader build.
 test-go:
 	$(GO) test -count=1 -timeout 30m ./...
+	CGO_ENABLED=0 $(GO) test -count=1 ./codecs/
+	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/loader
 
 test-python:
 	$(PY) -m pytest -q python/tests

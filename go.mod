@@ -3,6 +3,7 @@ module github.com/lsio-loader/lsio-loader
 go 1.26.8
 
 require (
+	github.com/DataDog/zstd v1.5.7
 	github.com/Shopify/toxiproxy/v2 v2.5.0
 	github.com/apache/arrow-go/v18 v18.8.0
 	github.com/aws/aws-sdk-go-v2 v1.48.0
@@ -13,6 +14,7 @@ require (
 	github.com/pierrec/lz4/v4 v4.1.33
 	github.com/prometheus/client_golang v1.25.0
 	github.com/rs/zerolog v1.28.0
+	github.com/valyala/gozstd v1.27.0
 	golang.org/x/image v0.30.0
 	golang.org/x/sys v0.50.0
 	google.golang.org/grpc v1.85.0

@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -319,6 +320,20 @@ def fmt(x, spec):
     return "n/a" if x is None else format(x, spec)
 
 
+def keep_sections(path, text):
+    """Appends to text the sections other scripts maintain in the results
+    file (between `<!-- NAME:begin -->` and `<!-- NAME:end -->`, e.g.
+    bench/codecs/compare.py's decode table), so regenerating keeps them."""
+    try:
+        old = open(path).read()
+    except OSError:
+        return text
+    for m in re.finditer(r"<!-- ([\w-]+):begin -->.*?<!-- \1:end -->", old, re.S):
+        if m.group(0) not in text:
+            text = text.rstrip("\n") + "\n\n" + m.group(0) + "\n"
+    return text
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", default="small", choices=["small", "large"])
@@ -438,7 +453,7 @@ def main():
             report["stats"] = {"error": out.stderr.strip()[-500:]}
 
     json.dump(report, open(os.path.join(args.data, "results.json"), "w"), indent=1, default=str)
-    text = render(report, cores)
+    text = keep_sections(args.results, render(report, cores))
     open(args.results, "w").write(text)
     print(text)
     chart = os.path.splitext(args.results)[0] + ".png"

@@ -163,10 +163,31 @@ func BenchmarkDecodeFiles(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(f.Name, func(b *testing.B) {
+		run := func(b *testing.B) {
 			benchDecode(b, func(dst, src []byte, size int) ([]byte, error) {
 				return decodeByName(b, dec, f.Codec, dst, src, size)
 			}, enc, f.Size)
-		})
+		}
+		if !usesZstd(f.Codec, enc) {
+			b.Run(f.Name, run)
+			continue
+		}
+		// Each zstd decoder in turn, for zstd chunks and blosc's zstd
+		// streams alike.
+		for _, v := range zstdVariants(dec.zstd) {
+			dec.zstd.override, dec.blosc.zstd.override = v.fn, v.fn
+			b.Run(f.Name+"/"+v.name, run)
+		}
+		dec.zstd.override, dec.blosc.zstd.override = nil, nil
 	}
+}
+
+// usesZstd reports whether a chunk of the numcodecs codec decodes zstd
+// frames: a zstd chunk, or a blosc chunk whose internal codec is zstd.
+func usesZstd(codec string, enc []byte) bool {
+	if codec == "zstd" {
+		return true
+	}
+	h, err := parseBloscHeader(enc)
+	return codec == "blosc" && err == nil && !h.memcpyed() && h.format() == bloscFormatZstd
 }

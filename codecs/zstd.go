@@ -11,6 +11,9 @@ import (
 
 // Zstd is the Zstandard frame format (RFC 8878), as numcodecs' Zstd codec
 // and Zarr v3's zstd codec write it, and as blosc's zstd splits hold it.
+// Built with cgo it decodes through libzstd (zstd_cgo.go), without cgo
+// through the Go decoders; both decode the same bytes and refuse output
+// beyond the caller's limit.
 // Create it with NewZstd; the zero value is not usable. Decode is fastest
 // when dst has 32 bytes of capacity beyond the decoded size: the decoder
 // then uses copy loops that may write past the end.
@@ -23,6 +26,12 @@ type Zstd struct {
 	// and, with the cap limit, never writes beyond the capacity it is
 	// given.
 	dec *zstd.Decoder
+
+	// lib pools libzstd decompression contexts (empty without cgo).
+	lib libzstdPool
+	// override, when set, replaces decodeInto's choice: tests and
+	// benchmarks compare decoders and bindings through it.
+	override func(buf, src []byte) ([]byte, error)
 
 	mu   sync.Mutex
 	encs map[zstd.EncoderLevel]*zstd.Encoder
@@ -119,12 +128,73 @@ var errExceeded = errors.New("decoded data exceeds the limit")
 
 // decodeInto decodes the frames in src, appending to buf within its
 // capacity, never beyond it: out of room is an errExceeded error. Copy
-// loops may overwrite buf's capacity past the decoded end.
+// loops may overwrite buf's capacity past the decoded end. With cgo it is
+// libzstd (zstd_cgo.go), without it the faster Go decoder for the frame.
 func (z *Zstd) decodeInto(buf, src []byte) ([]byte, error) {
+	if z.override != nil {
+		return z.override(buf, src)
+	}
+	return z.decodeDefault(buf, src)
+}
+
+// decodeGo is decodeInto with whichever Go decoder is faster on src.
+func (z *Zstd) decodeGo(buf, src []byte) ([]byte, error) {
 	if preferOurs(src) {
 		return z.decodeOurs(buf, src)
 	}
 	return z.decodeKlauspost(buf, src)
+}
+
+// zstdAnnounced walks the frames in src by their headers and block headers
+// alone and returns the decoded size they announce in total; known is
+// false when a frame does not announce its size. Only zstd and skippable
+// frames pass: libzstd would also take the legacy formats of zstd 0.4-0.7,
+// which no Zarr writer produces and no Go decoder here reads.
+func zstdAnnounced(src []byte) (total int64, known bool, err error) {
+	known = true
+	for nframe := 0; len(src) > 0; nframe++ {
+		if len(src) >= 8 && binary.LittleEndian.Uint32(src)&zstdSkippableMask == zstdSkippableBase {
+			n := uint64(binary.LittleEndian.Uint32(src[4:]))
+			if n > uint64(len(src)-8) {
+				return 0, false, fmt.Errorf("frame %d: skippable frame of %d bytes, %d left: %w", nframe, n, len(src)-8, ErrCorrupt)
+			}
+			src = src[8+n:]
+			continue
+		}
+		h, err := parseZstdFrameHeader(src)
+		if err != nil {
+			return 0, false, fmt.Errorf("frame %d: %w", nframe, err)
+		}
+		if h.contentLen < 0 {
+			known = false
+		} else if total += h.contentLen; total < 0 || total > int64(maxInt) {
+			return 0, false, fmt.Errorf("frame %d: announced sizes overflow: %w", nframe, ErrCorrupt)
+		}
+		pos := h.size
+		for last := false; !last; {
+			if len(src)-pos < 3 {
+				return 0, false, fmt.Errorf("frame %d: block header truncated at byte %d: %w", nframe, pos, ErrCorrupt)
+			}
+			bh := int(src[pos]) | int(src[pos+1])<<8 | int(src[pos+2])<<16
+			last = bh&1 != 0
+			size := bh >> 3
+			if bh>>1&3 == 1 {
+				size = 1 // RLE: one byte on the wire
+			}
+			if size > len(src)-pos-3 {
+				return 0, false, fmt.Errorf("frame %d: block of %d bytes at byte %d, %d left: %w", nframe, size, pos, len(src)-pos-3, ErrCorrupt)
+			}
+			pos += 3 + size
+		}
+		if h.checksum {
+			pos += 4
+		}
+		if pos > len(src) {
+			return 0, false, fmt.Errorf("frame %d: checksum truncated: %w", nframe, ErrCorrupt)
+		}
+		src = src[pos:]
+	}
+	return total, known, nil
 }
 
 // zstdMinMatchPerSeq is the average match length (decoded bytes not from
