@@ -32,6 +32,9 @@ type Request struct {
 	Streams int `json:"streams,omitempty"`
 	// Raw keeps the stored dtype, without normalisation or casting.
 	Raw bool `json:"raw,omitempty"`
+	// Delivery is "arrow" (the default: crops in the record batches) or
+	// "shm" (crops in shared memory, unix sockets only; shm.go).
+	Delivery string `json:"delivery,omitempty"`
 }
 
 // maxStreams bounds a request's endpoints: each is a goroutine and two
@@ -99,6 +102,8 @@ func (r *Request) validate() error {
 		return fmt.Errorf("flight command: request envelope: rank %d outside [0, world_size %d)", r.Rank, r.WorldSize)
 	case r.Streams < 0 || r.Streams > maxStreams:
 		return fmt.Errorf("flight command: request envelope: streams %d outside [1, %d]", r.Streams, maxStreams)
+	case r.Delivery != "" && r.Delivery != deliveryArrow && r.Delivery != deliveryShm:
+		return fmt.Errorf("flight command: request envelope: delivery %q: want %q or %q", r.Delivery, deliveryArrow, deliveryShm)
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/lsio-loader/lsio-loader/cropper"
+	"github.com/lsio-loader/lsio-loader/deliver"
 	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/sampler"
 	"github.com/lsio-loader/lsio-loader/zarr"
@@ -80,6 +81,9 @@ type Server struct {
 	// copying sends with arrow-go's flight.Writer instead of the zero-copy
 	// framing: the reference the benchmark compares against.
 	copying bool
+	// broker passes shared-memory rings to clients (shm.go); set by Serve
+	// on a unix socket.
+	broker atomic.Pointer[deliver.Broker]
 }
 
 // New returns a Server reading stores through opts.Open.
@@ -224,6 +228,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	opts := append(grpcOptions(), s.exposure.serverOptions()...)
 	gs := grpc.NewServer(append(opts, grpc.ForceServerCodecV2(newCodec()))...)
 	flight.RegisterFlightServiceServer(gs, s)
+	if err := s.startBroker(ctx, lis); err != nil {
+		return err
+	}
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
 	select {
@@ -317,6 +324,9 @@ func (s *Server) flightInfo(ctx context.Context, desc *flight.FlightDescriptor) 
 	req, err := ParseCommand(desc.GetCmd())
 	if err != nil {
 		return nil, requestError{err}
+	}
+	if err := validDelivery(ctx, req.Delivery); err != nil {
+		return nil, err
 	}
 	plan, err := s.plan(ctx, &req)
 	if err != nil {
@@ -425,6 +435,7 @@ type slot struct {
 	batch *cropper.Batch
 	sent  <-chan struct{}
 	err   error
+	lease deliver.Slot // the ring slot batch's crops are in (shm delivery)
 }
 
 // recordWriter sends record batches on a DoGet stream and says when each
@@ -485,6 +496,13 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	}
 	shard, nShards := t.shard()
 	log := s.log.With("split", t.Request.Split, "epoch", t.Request.Epoch, "shard", shard, "shards", nShards)
+	shm, err := s.openShm(ctx, stream.Context(), &t.Request, schema, plan.BatchSize, log)
+	if err != nil {
+		return grpcError(err)
+	}
+	if shm != nil {
+		defer shm.close()
+	}
 
 	// The first batch waits for memory; the second, sent while the next is
 	// cropped, is only taken when memory is free now.
@@ -533,6 +551,12 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 			case <-ctx.Done():
 				return
 			}
+			if shm != nil {
+				if sl.lease, sl.err = shm.attach(ctx, sl.batch); sl.err != nil {
+					ready <- sl
+					return
+				}
+			}
 			sl.err = c.Crop(ctx, samples, sl.batch)
 			if sl.err != nil && skip != nil && ctx.Err() == nil {
 				sl.err = skip.crop(ctx, c, bt, samples, plan.BatchSize, sl.batch)
@@ -558,6 +582,9 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	if s.copying {
 		w = copyingWriter{flight.NewRecordWriter(stream, ipc.WithSchema(schema))}
 	}
+	if shm != nil {
+		w = shm.writer(stream)
+	}
 	defer w.close()
 	rb := newRecordBuilder(plan, schema)
 	var batches, samples, delivered int64
@@ -572,6 +599,9 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 			return grpcError(fmt.Errorf("cropping batch %d of shard %d/%d: %w", batches, shard, nShards, sl.err))
 		}
 		rec, err := rb.build(sl.batch)
+		if err == nil && shm != nil {
+			rec, err = shm.describe(rec, sl.batch, sl.lease)
+		}
 		if err != nil {
 			return status.Error(codes.Internal, err.Error())
 		}
