@@ -13,10 +13,11 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ._client import (
-    SpecLike, _server_address, batch_to_numpy, get_flight_info, is_bfloat16, iter_endpoints, iter_endpoints_concurrently, make_command,
+    SpecLike, _server_address, batch_to_numpy, resolve_delivery, get_flight_info, is_bfloat16, iter_endpoints, iter_endpoints_concurrently, make_command,
     spec_roots,
 )
 from ._server import Server, connect
+from ._shm import ShmBatch
 
 __all__ = ["LoaderDataset", "batch_to_torch"]
 
@@ -30,10 +31,14 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array)
 
 
-def batch_to_torch(batch: pa.RecordBatch) -> dict[str, torch.Tensor]:
-    """batch_to_numpy as torch tensors sharing the record batch's buffers;
-    bfloat16 crops become torch.bfloat16 views of their bits."""
+def batch_to_torch(batch: pa.RecordBatch | ShmBatch) -> dict[str, torch.Tensor]:
+    """batch_to_numpy as torch tensors sharing the record batch's buffers
+    (or the shared-memory ring's); bfloat16 crops become torch.bfloat16
+    views of their bits."""
     arrays = batch_to_numpy(batch)
+    if isinstance(batch, ShmBatch):
+        return {name: (_tensor(a.view(np.int16)).view(torch.bfloat16) if batch.dtypes.get(name) == "bfloat16" else _tensor(a))
+                for name, a in arrays.items()}
     out: dict[str, torch.Tensor] = {}
     for field in batch.schema:
         array = arrays[field.name]
@@ -55,6 +60,13 @@ class LoaderDataset(IterableDataset):
     dataset and stopped by close() or at exit; else it is the address of a
     running one (unix:///path.sock or grpc://host:port). location is
     address's deprecated name.
+
+    delivery: "shm" puts the crops in shared memory the server writes them
+    to, read without a copy (unix sockets only; a batch's slot goes back to
+    the server once every tensor viewing it is freed, and a stream stalls,
+    then fails, if the trainer keeps more than a few of its batches alive);
+    "arrow" sends them in the Flight stream. None: shm on a unix socket,
+    else arrow.
 
     With num_workers=0 the main process reads all its endpoints at once,
     each in a thread, zero-copy: the crops are cut in the server, so this
@@ -78,6 +90,7 @@ class LoaderDataset(IterableDataset):
         tls_root_certs: bytes | str | None = None,
         token: str | None = None,
         location: str | None = None,
+        delivery: str | None = None,
     ) -> None:
         super().__init__()
         address = _server_address(address, location)
@@ -102,6 +115,7 @@ class LoaderDataset(IterableDataset):
             self._server = Server(allow=spec_roots(spec))
             address = self._server.address
         self.address = address
+        self.delivery = resolve_delivery(address, delivery)
 
     def set_epoch(self, epoch: int) -> None:
         """Reads epoch next time, like DistributedSampler.set_epoch."""
@@ -121,6 +135,7 @@ class LoaderDataset(IterableDataset):
         return make_command(
             self.spec, split=self.split, epoch=self.epoch, rank=self.rank,
             world_size=self.world_size, streams=streams, raw=self.raw,
+            delivery="shm" if self.delivery == "shm" else None,
         )
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -135,7 +150,9 @@ class LoaderDataset(IterableDataset):
             mine = info.endpoints[worker_id::workers]
             # In the main process (num_workers=0) every stream is read at
             # once by threads: as fast as workers, without their copies.
-            batches = iter_endpoints_concurrently(client, mine) if worker is None else iter_endpoints(client, mine)
+            shm = self.delivery == "shm"
+            batches = (iter_endpoints_concurrently(client, mine, shm=shm) if worker is None
+                       else iter_endpoints(client, mine, shm=shm))
             for batch in batches:
                 yield batch_to_torch(batch)
         finally:
