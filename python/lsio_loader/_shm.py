@@ -6,7 +6,8 @@ Each Flight record batch carries only the small columns (provenance,
 isel, time labels); its app_metadata says where in the ring its crops
 are. A slot goes back to the server once every array viewing it has been
 garbage-collected: the arrays all descend from one numpy array per slot,
-and a weakref.finalize on it sends the release.
+and a weakref.finalize on it sends the release. A caller that keeps more
+batches alive than the ring can spare gets copies of the later ones.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class ShmRing:
 
     def __init__(self, announce: dict[str, Any]) -> None:
         self.size = int(announce["size"])
+        self.slots = int(announce["slots"])
         self._lock = threading.RLock()  # a release may run from a GC inside another
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -96,10 +98,15 @@ class ShmBatch:
     record: pa.RecordBatch
     crops: dict[str, np.ndarray]
     dtypes: dict[str, str] = field(default_factory=dict)
+    ring: ShmRing | None = None
 
     @property
     def num_rows(self) -> int:
         return self.record.num_rows
+
+
+# Slots the client leaves to the server: one being cropped, one being sent.
+_SERVER_SLOTS = 2
 
 
 def _crops(ring: ShmRing, meta: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -121,7 +128,17 @@ def _crops(ring: ShmRing, meta: dict[str, Any]) -> tuple[dict[str, np.ndarray], 
             raise ValueError(f"lsio-loader: column {c['name']!r}: shape {shape} of {dtype} is not {length} bytes")
         crops[c["name"]] = owner[off:off + length].view(np_dtype).reshape(shape)
         dtypes[c["name"]] = dtype
+    if ring.held > ring.slots - _SERVER_SLOTS:
+        # The caller keeps many batches alive (list(dataset), say): this
+        # one is copied out and its slot freed at once, so that the server
+        # always has slots to crop into instead of stalling.
+        crops = {name: a.copy() for name, a in crops.items()}
     return crops, dtypes
+
+
+def _batch(ring: ShmRing, chunk: flight.FlightStreamChunk) -> ShmBatch:
+    crops, dtypes = _crops(ring, json.loads(chunk.app_metadata.to_pybytes()))
+    return ShmBatch(chunk.data, crops, dtypes, ring)
 
 
 def shm_batches(reader: flight.FlightStreamReader, timeout: float = 0) -> Iterator[ShmBatch]:
@@ -151,8 +168,9 @@ def shm_batches(reader: flight.FlightStreamReader, timeout: float = 0) -> Iterat
                 watchdog.disarm()
             if chunk.app_metadata is None:
                 raise ValueError("lsio-loader: a shared-memory batch came without its location (app_metadata)")
-            crops, dtypes = _crops(ring, json.loads(chunk.app_metadata.to_pybytes()))
-            yield ShmBatch(chunk.data, crops, dtypes)
+            # No local may keep the crops: the suspended generator would hold
+            # the slot after the caller freed the batch.
+            yield _batch(ring, chunk)
     finally:
         if watchdog is not None:
             watchdog.close()
