@@ -139,6 +139,9 @@ func (b *Broker) serveConn(conn *net.UnixConn) error {
 	for {
 		line, err := readLine(rd)
 		if errors.Is(err, io.EOF) {
+			// Only a clean hang-up says the client has unmapped the ring;
+			// after a protocol error it may still be reading it.
+			ring.markGone()
 			return nil
 		}
 		if err != nil {

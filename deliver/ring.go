@@ -40,6 +40,8 @@ type Ring struct {
 
 	fetchOnce sync.Once
 	fetched   chan struct{} // closed once a client has been given the memfd
+	goneOnce  sync.Once
+	gone      chan struct{} // closed once that client has hung up
 }
 
 // ErrClosed is returned by Acquire on a closed Ring.
@@ -75,7 +77,7 @@ func NewRing(name string, slots int, slotBytes int64) (*Ring, error) {
 	return &Ring{
 		fd: fd, mem: mem, slotBytes: slotBytes,
 		gen: make([]uint64, slots), leased: make([]bool, slots), freed: make(chan struct{}),
-		fetched: make(chan struct{}),
+		fetched: make(chan struct{}), gone: make(chan struct{}),
 	}, nil
 }
 
@@ -94,6 +96,24 @@ func (r *Ring) SlotBytes() int64 { return r.slotBytes }
 func (r *Ring) Fetched() <-chan struct{} { return r.fetched }
 
 func (r *Ring) markFetched() { r.fetchOnce.Do(func() { close(r.fetched) }) }
+
+// Gone is closed once the client given the memfd has closed its side
+// connection: a client closes it only when it no longer maps the ring (or
+// dies), so the ring may then be reused for another stream.
+func (r *Ring) Gone() <-chan struct{} { return r.gone }
+
+func (r *Ring) markGone() { r.goneOnce.Do(func() { close(r.gone) }) }
+
+// Reset readies a ring no client maps any more for another stream: every
+// slot free, no client yet. Generations carry on, so a release meant for
+// the ring's last use can never free a slot of its next.
+func (r *Ring) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.leased)
+	r.fetchOnce, r.fetched = sync.Once{}, make(chan struct{})
+	r.goneOnce, r.gone = sync.Once{}, make(chan struct{})
+}
 
 // Slots is how many slots the ring has.
 func (r *Ring) Slots() int { return len(r.gen) }

@@ -84,6 +84,7 @@ type Server struct {
 	// broker passes shared-memory rings to clients (shm.go); set by Serve
 	// on a unix socket.
 	broker atomic.Pointer[deliver.Broker]
+	rings  ringPool
 }
 
 // New returns a Server reading stores through opts.Open.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/lsio-loader/lsio-loader/cropper"
 	"github.com/lsio-loader/lsio-loader/deliver"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -102,6 +104,7 @@ type shmStream struct {
 	// client is the stream's own context, not cancelled when the server
 	// is done sending.
 	client context.Context
+	pool   *ringPool
 }
 
 // validDelivery checks a request's delivery against the connection it
@@ -144,16 +147,26 @@ func (s *Server) openShm(ctx, client context.Context, req *Request, schema *arro
 		st.keep = append(st.keep, i)
 		fields = append(fields, f)
 	}
-	ring, err := deliver.NewRing("lsio-loader-batches", shmSlots, max(slotBytes, 1))
-	if err != nil {
-		return nil, err
+	st.pool = &s.rings
+	if ring := s.rings.get(slotBytes); ring != nil {
+		st.ring, st.held = ring, ring.Size()
+	} else {
+		ring, err := deliver.NewRing("lsio-loader-batches", shmSlots, max(slotBytes, 1))
+		if err != nil {
+			return nil, err
+		}
+		st.ring = ring
+		if !s.memory.tryAcquire(ring.Size()) {
+			// Idle rings hold budget that this one needs more.
+			s.rings.drain()
+			if err := s.memory.acquire(ctx, ring.Size(), fmt.Sprintf("a shared-memory ring of %d batches", shmSlots)); err != nil {
+				ring.Close()
+				return nil, err
+			}
+		}
+		st.held = ring.Size()
 	}
-	st.ring = ring
-	if err := s.memory.acquire(ctx, ring.Size(), fmt.Sprintf("a shared-memory ring of %d batches", shmSlots)); err != nil {
-		ring.Close()
-		return nil, err
-	}
-	st.held = ring.Size()
+	ring := st.ring
 	token, unregister, err := broker.Register(ring)
 	if err != nil {
 		st.close()
@@ -257,8 +270,86 @@ func (st *shmStream) close() {
 		}
 		st.unregister()
 	}
-	if st.ring != nil {
-		_ = st.ring.Close()
+	if st.ring == nil {
+		st.memory.release(st.held)
+		return
 	}
-	st.memory.release(st.held)
+	select {
+	case <-st.ring.Fetched():
+	default:
+		// No client ever mapped it.
+		st.pool.put(st.ring, st.held, st.memory)
+		return
+	}
+	// Reused only once its client has unmapped it: until then its
+	// arrays may still be alive. A client that keeps them for good keeps
+	// the ring (outside the pool) for good.
+	go func() {
+		<-st.ring.Gone()
+		st.pool.put(st.ring, st.held, st.memory)
+	}()
+}
+
+// ringPool keeps rings their clients have let go of, to serve later
+// streams of the same batch size: a fresh ring costs a page fault per 4 KiB
+// on first write, in the server and again in the client, as much CPU as
+// the crops themselves. Idle rings keep their share of the memory budget.
+type ringPool struct {
+	mu     sync.Mutex
+	idle   []pooledRing
+	memory *memoryBudget
+}
+
+type pooledRing struct {
+	ring *deliver.Ring
+	held int64
+}
+
+// maxIdleRings bounds the pool: about as many streams as run at once.
+const maxIdleRings = 8
+
+func (p *ringPool) get(slotBytes int64) *deliver.Ring {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, pr := range p.idle {
+		if pr.ring.Slots() == shmSlots && pr.ring.SlotBytes() == roundPage(slotBytes) {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			pr.ring.Reset()
+			return pr.ring
+		}
+	}
+	return nil
+}
+
+func (p *ringPool) put(r *deliver.Ring, held int64, memory *memoryBudget) {
+	p.mu.Lock()
+	p.memory = memory
+	p.idle = append(p.idle, pooledRing{r, held})
+	var evicted []pooledRing
+	if len(p.idle) > maxIdleRings {
+		evicted = append(evicted, p.idle[0])
+		p.idle = p.idle[1:]
+	}
+	p.mu.Unlock()
+	for _, pr := range evicted {
+		_ = pr.ring.Close()
+		memory.release(pr.held)
+	}
+}
+
+// drain closes every idle ring, returning their budget.
+func (p *ringPool) drain() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, pr := range idle {
+		_ = pr.ring.Close()
+		p.memory.release(pr.held)
+	}
+}
+
+func roundPage(n int64) int64 {
+	page := int64(unix.Getpagesize())
+	return (max(n, 1) + page - 1) / page * page
 }

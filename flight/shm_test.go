@@ -267,7 +267,7 @@ func TestSharedMemoryRefusedOverTCP(t *testing.T) {
 }
 
 // TestSharedMemoryClientGone: a client that stops reading and goes away
-// mid-stream frees its ring's budget for the next stream.
+// mid-stream gives its ring back for the next stream.
 func TestSharedMemoryClientGone(t *testing.T) {
 	dir := t.TempDir()
 	writeField(t, filepath.Join(dir, "field.zarr"), [3]int{6, 16, 20})
@@ -296,13 +296,16 @@ func TestSharedMemoryClientGone(t *testing.T) {
 	}
 	cancel()
 	reader.Release()
+	// Its ring goes back to the pool (it never mapped it), keeping its
+	// budget, and serves the next client.
 	deadline := time.Now().Add(10 * time.Second)
-	for srv.memory.usedNow() != 0 {
+	for srv.rings.idleCount() != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d bytes of the memory budget still held after the client went away", srv.memory.usedNow())
+			t.Fatalf("the gone client's ring is not back in the pool (%d idle)", srv.rings.idleCount())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	ringBytes := srv.memory.usedNow()
 	n := 0
 	if err := readShm(t, client, info.Endpoint[0], func(sc *shmClient, got shmRecord) {
 		got.rec.Release()
@@ -314,6 +317,17 @@ func TestSharedMemoryClientGone(t *testing.T) {
 	if n != 50 {
 		t.Errorf("the next client read %d batches, want 50", n)
 	}
+	// The next client hangs up (dialShm's cleanup, at test end) only
+	// after this: its ring is the reused one, no new budget was taken.
+	if used := srv.memory.usedNow(); used != ringBytes {
+		t.Errorf("%d bytes of budget held after the next client, want the one ring's %d", used, ringBytes)
+	}
+}
+
+func (p *ringPool) idleCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -39,6 +39,7 @@ class ShmRing:
         self.size = int(announce["size"])
         self.slots = int(announce["slots"])
         self._lock = threading.RLock()  # a release may run from a GC inside another
+        self._sock: socket.socket | None = None
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(announce["socket"])
@@ -82,8 +83,14 @@ class ShmRing:
                 self._sock.close()
                 self._sock = None
 
+    def __del__(self) -> None:
+        # Hanging up tells the server that nothing here maps the ring any
+        # more: it may reuse it for another stream.
+        self.close()
+
     def close(self) -> None:
-        """Closes the side connection; arrays over the ring stay valid."""
+        """Closes the side connection; arrays over the ring stay valid, but
+        their slots are then never freed: only for a ring nothing views."""
         with self._lock:
             if self._sock is not None:
                 self._sock.close()
