@@ -23,7 +23,7 @@ export LSIO_MINIO := $(MINIO)
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './.venv/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: all build venv minio demo test test-go test-python fuzz bench bench-readers bench-codecs bench-io bench-gpu fio clean
+.PHONY: all build wheel venv minio demo test test-go test-python fuzz bench bench-readers bench-codecs bench-io bench-gpu fio clean
 
 all: build
 
@@ -31,6 +31,22 @@ build: $(BIN)
 
 $(BIN): $(GO_SOURCES)
 	$(GO) build -o $(BIN) ./cmd/loader
+
+# A platform wheel of python/ carrying a static `loader` (lsio_loader/bin/loader,
+# which the client finds first), staged in bin/wheel-src so the tree stays clean.
+# A static Go binary needs no system library, hence the manylinux tag.
+WHEEL_DIR  ?= dist
+WHEEL_PLAT ?= manylinux_2_17_$(shell uname -m)
+WHEEL_SRC  := bin/wheel-src
+
+wheel: venv
+	rm -rf $(WHEEL_SRC) && mkdir -p $(WHEEL_SRC) $(WHEEL_DIR)
+	cp python/pyproject.toml python/setup.py $(WHEEL_SRC)/
+	cp -r python/lsio_loader $(WHEEL_SRC)/
+	find $(WHEEL_SRC) -name __pycache__ -prune -exec rm -rf {} +
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(WHEEL_SRC)/lsio_loader/bin/loader ./cmd/loader
+	LSIO_LOADER_WHEEL_PLAT=$(WHEEL_PLAT) $(UV) build -q --wheel -o $(WHEEL_DIR) $(WHEEL_SRC)
+	ls $(WHEEL_DIR)/lsio_loader-*-$(WHEEL_PLAT).whl
 
 venv: $(VENV)/.installed
 

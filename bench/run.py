@@ -445,6 +445,15 @@ def main():
     text = render(report, cores)
     open(args.results, "w").write(text)
     print(text)
+    chart = os.path.splitext(args.results)[0] + ".png"
+    try:
+        sys.path.insert(0, HERE)
+        import chart as bench_chart
+
+        bench_chart.draw(report, chart)
+        print(f"bench: chart in {chart}", file=sys.stderr)
+    except ImportError as e:
+        print(f"bench: no chart ({e}): matplotlib is in the `plot` extra", file=sys.stderr)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/lsio-loader/lsio-loader/internal/dirstore"
@@ -294,4 +295,75 @@ func TestComputeRejectsBadSelections(t *testing.T) {
 	if _, err := Compute(cancelled, Input{Array: a, ChannelDim: -1}, Options{}); err == nil {
 		t.Error("cancelled context: no error")
 	}
+}
+
+func TestShardRangeCoversWholeChunks(t *testing.T) {
+	for _, tc := range []struct{ start, stop, chunk int64 }{
+		{0, 25, 7}, {3, 25, 7}, {3, 4, 7}, {0, 9, 1}, {5, 17, 5}, {0, 1, 17}, {2, 2, 3},
+	} {
+		for n := 1; n <= 6; n++ {
+			next := tc.start
+			for i := range n {
+				lo, hi := Shard{Index: i, Count: n}.Range(tc.start, tc.stop, tc.chunk)
+				if lo != next || hi < lo {
+					t.Fatalf("%+v shard %d/%d: [%d, %d), want it to start at %d", tc, i, n, lo, hi, next)
+				}
+				if lo < hi && lo != tc.start && lo%tc.chunk != 0 {
+					t.Fatalf("%+v shard %d/%d: [%d, %d) starts inside a chunk", tc, i, n, lo, hi)
+				}
+				next = hi
+			}
+			if next != tc.stop {
+				t.Fatalf("%+v in %d shards ends at %d, want %d", tc, n, next, tc.stop)
+			}
+		}
+	}
+}
+
+func TestParseShard(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Shard
+		err  string
+	}{
+		{"0/3", Shard{0, 3}, ""},
+		{"2/3", Shard{2, 3}, ""},
+		{"0/1", Shard{0, 1}, ""},
+		{"3/3", Shard{}, "0 ≤ I < N"},
+		{"-1/3", Shard{}, "0 ≤ I < N"},
+		{"1/0", Shard{}, "0 ≤ I < N"},
+		{"1", Shard{}, "I/N"},
+		{"a/3", Shard{}, "index"},
+		{"1/b", Shard{}, "count"},
+	} {
+		got, err := ParseShard(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: got %v, %v; want an error mentioning %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want || got.String() != tc.in {
+			t.Errorf("%q: got %v (%s), %v", tc.in, got, got, err)
+		}
+	}
+}
+
+func FuzzParseShard(f *testing.F) {
+	for _, s := range []string{"0/3", "2/3", "3/3", "x", "1/", "/", " 1 / 2 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sh, err := ParseShard(s)
+		if err != nil {
+			return
+		}
+		if sh.Index < 0 || sh.Index >= sh.Count {
+			t.Fatalf("%q parsed to %+v", s, sh)
+		}
+		lo, hi := sh.Range(0, 1000, 7)
+		if lo < 0 || hi > 1000 || lo > hi {
+			t.Fatalf("%q: range [%d, %d)", s, lo, hi)
+		}
+	})
 }

@@ -2,17 +2,21 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/lsio-loader/lsio-loader/cropper"
+	"github.com/lsio-loader/lsio-loader/internal/plot"
 	"github.com/lsio-loader/lsio-loader/sampler"
 )
 
@@ -28,8 +32,10 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 	raw := fs.Bool("raw", false, "stored values in the stored dtype: no masking, normalisation or conversion")
 	out := fs.String("o", "", "output .npz file")
 	randomness := fs.Bool("randomness", false, "print the epoch's within-batch spread and time coverage against the iid order")
+	plotPath := fs.String("plot", "", "draw one sample's crops (a panel per source and channel, at the step nearest t0) as a PNG")
+	plotIndex := fs.Int64("plot-sample", 0, "the sample --plot draws: epoch position 0..n-1")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: loader sample SPEC (-n N -o OUT.npz | --randomness) [--seed S] [--split train] [--epoch E] [--raw]")
+		fmt.Fprintln(fs.Output(), "usage: loader sample SPEC (-n N [-o OUT.npz] [--plot OUT.png [--plot-sample I]] | --randomness) [--seed S] [--split train] [--epoch E] [--raw]")
 		fs.PrintDefaults()
 	}
 	// Flags may come before or after the spec.
@@ -43,9 +49,9 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		pos, rest = append(pos, rest[0]), rest[1:]
 	}
-	if len(pos) != 1 || (*out == "") == !*randomness {
+	if len(pos) != 1 || (*out == "" && *plotPath == "") == !*randomness {
 		fs.Usage()
-		return errors.New("want one SPEC and either -o OUT.npz or --randomness")
+		return errors.New("want one SPEC and either -o OUT.npz (and/or --plot OUT.png) or --randomness")
 	}
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -83,6 +89,9 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 	if *n <= 0 || *n > epochLen {
 		return fmt.Errorf("-n %d: want 1..%d, the epoch's length", *n, epochLen)
 	}
+	if *plotPath != "" && (*plotIndex < 0 || *plotIndex >= *n) {
+		return fmt.Errorf("--plot-sample %d: want 0..%d (-n %d samples)", *plotIndex, *n-1, *n)
+	}
 	samples, err := plan.Samples(*split, *epoch, *n)
 	if err != nil {
 		return err
@@ -94,6 +103,14 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 	amp := b.Stats.ReadAmplification()
 	slog.Info("sampled", "spec", pos[0], "n", *n, "chunks", b.Stats.Chunks, "bytes_read", b.Stats.BytesRead,
 		"bytes_decoded", b.Stats.BytesDecoded, "bytes_delivered", b.Stats.BytesDelivered, "read_amplification", amp)
+	if *plotPath != "" {
+		if err := writeSamplePlot(*plotPath, plan, &b, int(*plotIndex)); err != nil {
+			return err
+		}
+	}
+	if *out == "" {
+		return nil
+	}
 	f, err := os.Create(*out)
 	if err != nil {
 		return err
@@ -108,4 +125,80 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%s: %w", *out, err)
 	}
 	return f.Close()
+}
+
+func writeSamplePlot(path string, plan *sampler.Plan, b *cropper.Batch, i int) error {
+	fig, err := sampleFigure(plan, b, i)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := fig.WritePNG(&buf); err != nil {
+		return fmt.Errorf("--plot: %w", err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--plot: %w", err)
+	}
+	return nil
+}
+
+// sampleFigure draws sample i of b as lsio_loader.plot_sample does: per
+// source, a panel per channel at the source's last step at or before t0.
+func sampleFigure(plan *sampler.Plan, b *cropper.Batch, i int) (plot.Figure, error) {
+	smp := b.Samples[i]
+	fig := plot.Figure{Title: []string{fmt.Sprintf("sample %d (epoch index %d) - t0 %s", i, smp.Index, fmtTime(smp.T0))}}
+	if !math.IsNaN(smp.X) {
+		fig.Title = append(fig.Title, fmt.Sprintf("x %.0f m, y %.0f m - %.3fN %.3fE", smp.X, smp.Y, smp.Lat, smp.Lon))
+	}
+	for k, src := range plan.Sources {
+		shape := src.OutShape
+		per := int64(1)
+		for _, d := range shape {
+			per *= d
+		}
+		size := int64(len(b.Data[k])) / (int64(len(b.Samples)) * max(per, 1))
+		vals, err := plot.Float64s(b.DTypes[k], b.Data[k][int64(i)*per*size:int64(i+1)*per*size])
+		if err != nil {
+			return plot.Figure{}, fmt.Errorf("--plot: source %s: %w", src.Name, err)
+		}
+		// (T, C, H, W) for a georeferenced source; a generic one's leading
+		// dims become time and channels.
+		t, h, w := int64(1), int64(1), int64(1)
+		switch nd := len(shape); {
+		case nd >= 3:
+			t, h, w = shape[0], shape[nd-2], shape[nd-1]
+		case nd == 2:
+			h, w = shape[0], shape[1]
+		case nd == 1:
+			w = shape[0]
+		}
+		c := per / max(t*h*w, 1)
+		step, label := t-1, ""
+		if times := plan.TimeLabels(k, smp.Windows[k]); int64(len(times)) == t {
+			if smp.T0 != sampler.NaT {
+				for j, ts := range times {
+					if ts != sampler.NaT && ts <= smp.T0 {
+						step = int64(j)
+					}
+				}
+			}
+			label = fmtTime(times[step])
+			if times[step] != sampler.NaT && smp.T0 != sampler.NaT {
+				label += fmt.Sprintf(" (t0%+.0f min)", float64(times[step]-smp.T0)/60e9)
+			}
+		}
+		for ch := range c {
+			off := (step*c + ch) * h * w
+			fig.Panels = append(fig.Panels, plot.Panel{Title: []string{fmt.Sprintf("%s ch %d", src.Name, ch), label},
+				W: int(w), H: int(h), Values: vals[off : off+h*w]})
+		}
+	}
+	return fig, nil
+}
+
+func fmtTime(ns int64) string {
+	if ns == sampler.NaT {
+		return "no time"
+	}
+	return time.Unix(0, ns).UTC().Format("2006-01-02 15:04")
 }

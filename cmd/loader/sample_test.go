@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -316,5 +317,75 @@ for i, isel in enumerate(z["satellite.isel"]):
 print(got.dtype, got.shape)
 `, npz, map[bool]string{true: "1", false: "0"}[raw])
 		t.Logf("raw=%v: %s", raw, bytes.TrimSpace(out))
+	}
+}
+
+// panelsInPNG counts the panels of a figure drawn by --plot: the runs of
+// non-white pixels along a row through the panels (above their bottom
+// margin; every panel of these specs is equally tall).
+func panelsInPNG(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("%s is not a PNG: %v", path, err)
+	}
+	b := img.Bounds()
+	y := b.Max.Y - 10 - 20
+	runs, in := 0, false
+	for x := b.Min.X; x < b.Max.X; x++ {
+		r, g, bl, _ := img.At(x, y).RGBA()
+		white := r == 0xffff && g == 0xffff && bl == 0xffff
+		if !white && !in {
+			runs++
+		}
+		in = !white
+	}
+	return runs
+}
+
+func TestSamplePlotDrawsEveryChannel(t *testing.T) {
+	testenv.RealData(t)
+	root := testenv.ModuleRoot(t)
+	for _, tc := range []struct {
+		spec   string
+		panels int // sum of the sources' channels
+	}{
+		{"real_ukv_seviri.yaml", 2}, // nwp t, sat IR_016
+		{"real_ecmwf.yaml", 2},      // ecmwf 700 and 500 hPa
+	} {
+		t.Run(tc.spec, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "sample.png")
+			args := []string{filepath.Join(root, "examples", tc.spec), "-n", "3", "--plot", out, "--plot-sample", "2"}
+			if err := runSample(context.Background(), args, &bytes.Buffer{}); err != nil {
+				t.Fatal(err)
+			}
+			if got := panelsInPNG(t, out); got != tc.panels {
+				t.Fatalf("%d panels in the PNG, want %d", got, tc.panels)
+			}
+		})
+	}
+}
+
+func TestSamplePlotRejectsBadArguments(t *testing.T) {
+	testenv.RealData(t)
+	spec := filepath.Join(testenv.ModuleRoot(t), "examples", "real_ukv_seviri.yaml")
+	out := filepath.Join(t.TempDir(), "x.png")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{spec, "-n", "2", "--plot", out, "--plot-sample", "2"}, "--plot-sample 2: want 0..1"},
+		{[]string{spec, "--plot", out, "--randomness"}, "either"},
+		{[]string{spec, "-n", "2", "--plot", filepath.Join(t.TempDir(), "no", "dir.png")}, "dir.png"},
+	} {
+		err := runSample(context.Background(), tc.args, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error mentioning %q", tc.args, err, tc.want)
+		}
 	}
 }

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -193,4 +196,186 @@ func TestStatsRejectsBadArguments(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStatsShardsMergeToWhole computes the real sample data in 3 shards
+// (whole chunks along time) and merges them, files in any order: the
+// result equals the unsharded run to 1e-9, for a spec and for stores.
+func TestStatsShardsMergeToWhole(t *testing.T) {
+	real := testenv.RealData(t)
+	spec := filepath.Join(testenv.ModuleRoot(t), "examples", "real_ukv_seviri.yaml")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"spec train period", []string{spec, "--time", "2020-04-01T12:00:2020-04-01T13:30"}},
+		{"spec whole stores", []string{spec}},
+		{"seviri store", []string{filepath.Join(real, "ocf-nowcasting-2023", "seviri_nonhrv.zarr")}},
+		{"seviri store from index 3", []string{filepath.Join(real, "ocf-nowcasting-2023", "seviri_nonhrv.zarr"), "--time", "3:25"}},
+		{"ecmwf forecast, two variables", []string{filepath.Join(real, "ecmwf-earthkit", "ecmwf_pl_forecast.zarr")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			var whole bytes.Buffer
+			if err := runStats(ctx, tc.args, &whole); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			const n = 3
+			var parts []string
+			for i := n - 1; i >= 0; i-- { // reversed: the merge must not depend on the files' order
+				p := filepath.Join(dir, fmt.Sprintf("part%d.yaml", i))
+				if err := runStats(ctx, append(slices.Clone(tc.args), "-shard", fmt.Sprintf("%d/%d", i, n), "-o", p), io.Discard); err != nil {
+					t.Fatal(err)
+				}
+				parts = append(parts, p)
+			}
+			out := filepath.Join(dir, "merged.yaml")
+			if err := runStats(ctx, append([]string{"merge"}, append(parts, "-o", out)...), io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			merged, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertSameStats(t, whole.Bytes(), merged)
+		})
+	}
+}
+
+// assertSameStats compares two outputs of loader stats: counts, min and max
+// exactly, mean and std to 1e-9 relative.
+func assertSameStats(t *testing.T, want, got []byte) {
+	t.Helper()
+	var w, g map[string]any
+	if err := yaml.Unmarshal(want, &w); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(got, &g); err != nil {
+		t.Fatalf("merged output is not YAML: %v\n%s", err, got)
+	}
+	var compare func(path string, w, g any)
+	compare = func(path string, w, g any) {
+		switch w := w.(type) {
+		case map[string]any:
+			gm, ok := g.(map[string]any)
+			if !ok || len(gm) != len(w) {
+				t.Fatalf("%s: got %v, want %v", path, g, w)
+			}
+			for k, v := range w {
+				compare(path+"."+k, v, gm[k])
+			}
+		case []any:
+			gl, ok := g.([]any)
+			if !ok || len(gl) != len(w) {
+				t.Fatalf("%s: got %v, want %v", path, g, w)
+			}
+			for i := range w {
+				compare(fmt.Sprintf("%s[%d]", path, i), w[i], gl[i])
+			}
+		case float64:
+			gf, ok := g.(float64)
+			exact := strings.HasSuffix(path, "]") && (strings.Contains(path, ".min[") || strings.Contains(path, ".max["))
+			if !ok || (exact && gf != w) || (!exact && !near(gf, w, 1e-9) && !(math.IsNaN(gf) && math.IsNaN(w))) {
+				t.Fatalf("%s: got %v, want %v", path, g, w)
+			}
+		default:
+			if g != w {
+				t.Fatalf("%s: got %v (%T), want %v (%T)", path, g, g, w, w)
+			}
+		}
+	}
+	compare("", w, g)
+	// The comments (count, NaN, min, max of a spec's channels) match too.
+	comments := func(b []byte) (out []string) {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), "#") && !strings.HasPrefix(l, "#") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	if !slices.Equal(comments(want), comments(got)) {
+		t.Fatalf("comments differ:\n%s\nagainst\n%s", got, want)
+	}
+}
+
+func TestStatsMergeRejectsBadParts(t *testing.T) {
+	store := filepath.Join(testenv.RealData(t), "ocf-nowcasting-2023", "seviri_nonhrv.zarr")
+	other := filepath.Join(testenv.RealData(t), "ocf-nowcasting-2023", "seviri_nonhrv_15min.zarr")
+	dir := t.TempDir()
+	part := func(target, shard string, extra ...string) string {
+		p := filepath.Join(dir, strings.ReplaceAll(filepath.Base(target)+shard+strings.Join(extra, ""), "/", "of")+".yaml")
+		if err := runStats(context.Background(), append([]string{target, "-shard", shard, "-o", p}, extra...), io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p0, p1, p2 := part(store, "0/3"), part(store, "1/3"), part(store, "2/3")
+	q1 := part(other, "1/3")
+	t1 := part(store, "1/3", "--time", "0:20")
+	whole := filepath.Join(dir, "whole.yaml")
+	if err := runStats(context.Background(), []string{store, "-o", whole}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no files", []string{"merge"}, "partial statistics files"},
+		{"missing shard", []string{"merge", p0, p2}, "missing shard 1/3"},
+		{"duplicate shard", []string{"merge", p0, p1, p1, p2}, "both shard 1/3"},
+		{"another store", []string{"merge", p0, q1, p2}, "not the same run"},
+		{"another time range", []string{"merge", p0, t1, p2}, "not the same run"},
+		{"a full output", []string{"merge", p0, whole}, "not partial statistics"},
+		{"missing file", []string{"merge", p0, filepath.Join(dir, "nope.yaml")}, "nope.yaml"},
+		{"bad shard", []string{store, "-shard", "3/3"}, "-shard"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := runStats(context.Background(), tc.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestStatsShardsOverS3 runs the README's cluster recipe on MinIO: 3 shards
+// of a real store read from S3, merged, equal the local unsharded run.
+func TestStatsShardsOverS3(t *testing.T) {
+	real := testenv.RealData(t)
+	minio := testenv.StartMinIO(t)
+	minio.Upload(t, "real", filepath.Join(real, "ocf-nowcasting-2023", "seviri_nonhrv.zarr"), "seviri_nonhrv.zarr")
+	t.Setenv("AWS_ENDPOINT_URL", minio.Endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", minio.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", minio.SecretKey)
+	t.Setenv("AWS_REGION", minio.Region)
+	for _, v := range []string{"AWS_PROFILE", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN"} {
+		t.Setenv(v, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+
+	ctx := context.Background()
+	sel := []string{"--time", "2020-04-01T12:10:2020-04-01T13:50"}
+	var whole bytes.Buffer
+	if err := runStats(ctx, append([]string{filepath.Join(real, "ocf-nowcasting-2023", "seviri_nonhrv.zarr")}, sel...), &whole); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	merge := []string{"merge"}
+	for i := range 3 {
+		p := filepath.Join(dir, fmt.Sprintf("part-%d.yaml", i))
+		args := append([]string{"s3://real/seviri_nonhrv.zarr", "-shard", fmt.Sprintf("%d/3", i), "-o", p}, sel...)
+		if err := runStats(ctx, args, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		merge = append(merge, p)
+	}
+	var merged bytes.Buffer
+	if err := runStats(ctx, merge, &merged); err != nil {
+		t.Fatal(err)
+	}
+	assertSameStats(t, whole.Bytes(), merged.Bytes())
 }

@@ -8,6 +8,7 @@ limit_arenas()  # before the imports below start thread pools: see _malloc
 
 from ._client import batch_to_numpy, iter_batches, iter_record_batches, make_command  # noqa: E402
 from ._server import Server, connect, find_binary  # noqa: E402
+from ._stats import stats  # noqa: E402
 
 __all__ = [
     "Server",
@@ -17,6 +18,8 @@ __all__ = [
     "iter_record_batches",
     "batch_to_numpy",
     "make_command",
+    "stats",
+    "plot_sample",
     "LoaderDataset",
     "batch_to_torch",
 ]
@@ -28,4 +31,9 @@ def __getattr__(name: str):
         from . import _torch
 
         return getattr(_torch, name)
+    # matplotlib is an optional extra too.
+    if name == "plot_sample":
+        from . import _plot
+
+        return _plot.plot_sample
     raise AttributeError(f"module 'lsio_loader' has no attribute {name!r}")

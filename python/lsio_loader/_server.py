@@ -22,14 +22,23 @@ __all__ = ["Server", "connect", "find_binary", "flight_location"]
 _READY_PREFIX = "lsio-loader listening on "
 
 
+# Where `make wheel` puts the binary inside the package.
+_PACKAGED_BIN = Path(__file__).resolve().parent / "bin" / "loader"
+
+
 def find_binary() -> str:
-    """The `loader` binary: $LSIO_LOADER_BIN, else bin/loader of the source
-    checkout this package lives in, else `loader` on PATH."""
+    """The `loader` binary: $LSIO_LOADER_BIN when set (an explicit choice
+    wins, as environment overrides do elsewhere), else the one an installed
+    wheel carries (built from the same commit as this client), else
+    bin/loader of the source checkout this package lives in, else `loader`
+    on PATH. Server(binary=...) overrides all."""
     env = os.environ.get("LSIO_LOADER_BIN")
     if env:
         if not os.access(env, os.X_OK):
             raise FileNotFoundError(f"LSIO_LOADER_BIN={env} is not an executable file")
         return env
+    if os.access(_PACKAGED_BIN, os.X_OK):
+        return str(_PACKAGED_BIN)
     repo_bin = Path(__file__).resolve().parents[2] / "bin" / "loader"
     if os.access(repo_bin, os.X_OK):
         return str(repo_bin)
@@ -37,7 +46,8 @@ def find_binary() -> str:
     if found:
         return found
     raise FileNotFoundError(
-        "no lsio-loader binary: set LSIO_LOADER_BIN, run `make build` in the checkout, or put `loader` on PATH"
+        "no lsio-loader binary: install the platform wheel (make wheel), set LSIO_LOADER_BIN, "
+        "run `make build` in the checkout, or put `loader` on PATH (go install ./cmd/loader)"
     )
 
 

@@ -38,6 +38,11 @@ type target struct {
 	in     stats.Input
 	labels []string // per channel of the selection
 	pick   []int    // spec mode: the selection's channels in the spec's order
+	// timeDim is the spec source's time dim; "" for a store's variable,
+	// whose time dim is the first of timeDimNames it has.
+	timeDim string
+	// selStart and selStop are the selection before sharding (nil: whole).
+	selStart, selStop []int64
 }
 
 // Request is one `loader stats` invocation.
@@ -61,6 +66,10 @@ type Request struct {
 	Open func(ctx context.Context, url string) (zarr.Store, error)
 	// Progress, when set, hears the selection bytes done and in all.
 	Progress func(done, total int64)
+	// Shard, when its Count is set, computes only that shard of every
+	// selection (whole chunks along the time dim) and writes the mergeable
+	// partial statistics that Merge joins.
+	Shard stats.Shard
 }
 
 // Run computes the statistics req asks for and writes them to w as YAML.
@@ -76,6 +85,15 @@ func Run(ctx context.Context, req Request, w io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	for i := range targets {
+		t := &targets[i]
+		t.selStart, t.selStop = t.in.Start, t.in.Stop
+		if req.Shard.Count > 0 {
+			if err := shardTarget(t, req.Shard); err != nil {
+				return err
+			}
+		}
 	}
 
 	var total int64
@@ -102,6 +120,9 @@ func Run(ctx context.Context, req Request, w io.Writer) error {
 	if req.Time != "" {
 		fmt.Fprintf(w, " --time %s", req.Time)
 	}
+	if req.Shard.Count > 0 {
+		fmt.Fprintf(w, " -shard %s", req.Shard)
+	}
 	var read, decoded int64
 	for _, r := range results {
 		read += r.Read
@@ -110,10 +131,73 @@ func Run(ctx context.Context, req Request, w io.Writer) error {
 	secs := time.Since(start).Seconds()
 	fmt.Fprintf(w, "\n# %.3f GB selected, %.3f GB read, %.3f GB decoded in %.2f s (%.3f GB/s of selection)\n",
 		float64(total)/1e9, float64(read)/1e9, float64(decoded)/1e9, secs, float64(total)/1e9/secs)
-	if isSpec {
-		return writeSpecStats(w, targets, results)
+	vars := make([]variable, len(targets))
+	for i, t := range targets {
+		vars[i] = variable{Source: t.source, Name: t.in.Name, Dims: t.in.Array.Dims, ChannelDim: t.in.ChannelDim,
+			Start: t.selStart, Stop: t.selStop, Labels: t.labels, Pick: t.pick, Channels: results[i].Channels}
 	}
-	return writeStoreStats(w, targets, results)
+	if req.Shard.Count > 0 {
+		kind := kindStore
+		if isSpec {
+			kind = kindSpec
+		}
+		h := partialHeader{Target: req.Target, Kind: kind, Time: req.Time, Shard: req.Shard.String(),
+			SelectedBytes: total, ReadBytes: read, DecodedBytes: decoded}
+		return writePartial(w, h, targets, vars)
+	}
+	return writeStats(w, isSpec, vars)
+}
+
+// variable is one summarised variable as the output shows it.
+type variable struct {
+	Source     string // spec source; "" for a store's variable
+	Name       string
+	Dims       []string
+	ChannelDim int
+	// Start and Stop are the selection (nil: the whole array).
+	Start, Stop []int64
+	Labels      []string
+	Pick        []int
+	Channels    []stats.Moments
+}
+
+func writeStats(w io.Writer, isSpec bool, vars []variable) error {
+	if isSpec {
+		return writeSpecStats(w, vars)
+	}
+	return writeStoreStats(w, vars)
+}
+
+// shardTarget narrows t's selection to the shard's whole chunks along its
+// time dim.
+func shardTarget(t *target, sh stats.Shard) error {
+	a := t.in.Array
+	td := timeDimIndex(a, t.timeDim)
+	if td < 0 {
+		return fmt.Errorf("stats: -shard: array %s has no time dim to shard along (dims %v)", a, a.Dims)
+	}
+	if t.in.Start == nil {
+		t.in.Start = make([]int64, len(a.Shape))
+		t.in.Stop = slices.Clone(a.Shape)
+	} else {
+		t.in.Start, t.in.Stop = slices.Clone(t.in.Start), slices.Clone(t.in.Stop)
+	}
+	t.in.Start[td], t.in.Stop[td] = sh.Range(t.in.Start[td], t.in.Stop[td], a.ChunkShape[td])
+	return nil
+}
+
+// timeDimIndex is the index of timeDim in a's dims, or when timeDim is "",
+// of the first of timeDimNames a has; -1 when there is none.
+func timeDimIndex(a *zarr.Array, timeDim string) int {
+	if timeDim != "" {
+		return slices.Index(a.Dims, timeDim)
+	}
+	for _, want := range timeDimNames {
+		if td := slices.Index(a.Dims, want); td >= 0 {
+			return td
+		}
+	}
+	return -1
 }
 
 func selectionBytes(in stats.Input) int64 {
@@ -183,7 +267,7 @@ func storeTargets(ctx context.Context, req Request) ([]target, error) {
 			}
 		}
 		t := target{group: g, in: stats.Input{Name: n, Array: a, ChannelDim: cd, DecodeCF: req.DecodeCF}}
-		if err := selectTime(ctx, &t, timeSel, ""); err != nil {
+		if err := selectTime(ctx, &t, timeSel); err != nil {
 			return nil, err
 		}
 		t.labels = channelLabels(ctx, g, t.in)
@@ -234,16 +318,15 @@ func specTargets(ctx context.Context, req Request) ([]target, error) {
 		}
 		decode := src.DecodeCF == nil || *src.DecodeCF
 		t := target{source: n, group: g, in: stats.Input{Name: src.Array, Array: a, ChannelDim: -1, DecodeCF: decode}}
-		timeDim := ""
 		if d := src.Dims; d != nil {
-			timeDim = cmpOr(d.Time, d.InitTime)
+			t.timeDim = cmpOr(d.Time, d.InitTime)
 			if d.Channel != "" {
 				if t.in.ChannelDim = slices.Index(a.Dims, d.Channel); t.in.ChannelDim < 0 {
 					return nil, fmt.Errorf("stats: sources.%s.dims.channel: %s has no dim %q", n, a, d.Channel)
 				}
 			}
 		}
-		if err := selectTime(ctx, &t, timeSel, timeDim); err != nil {
+		if err := selectTime(ctx, &t, timeSel); err != nil {
 			return nil, err
 		}
 		t.labels = channelLabels(ctx, g, t.in)
@@ -269,21 +352,12 @@ func cmpOr(a, b string) string {
 }
 
 // selectTime narrows t's selection along its time dim to START:END.
-func selectTime(ctx context.Context, t *target, sel, timeDim string) error {
+func selectTime(ctx context.Context, t *target, sel string) error {
 	if sel == "" {
 		return nil
 	}
 	a := t.in.Array
-	td := -1
-	if timeDim != "" {
-		td = slices.Index(a.Dims, timeDim)
-	} else {
-		for _, want := range timeDimNames {
-			if td = slices.Index(a.Dims, want); td >= 0 {
-				break
-			}
-		}
-	}
+	td := timeDimIndex(a, t.timeDim)
 	if td < 0 {
 		return fmt.Errorf("stats: --time: array %s has no time dim (dims %v)", a, a.Dims)
 	}
@@ -427,22 +501,22 @@ func yamlList(vals []float64) string {
 func yamlString(s string) string { return strconv.Quote(s) }
 
 // writeSpecStats writes a spec fragment: sources.<name>.normalise.
-func writeSpecStats(w io.Writer, targets []target, results []stats.Result) error {
+func writeSpecStats(w io.Writer, vars []variable) error {
 	fmt.Fprintln(w, "sources:")
-	for i, t := range targets {
-		chans := results[i].Channels
-		idx := t.pick
+	for _, t := range vars {
+		chans := t.Channels
+		idx := t.Pick
 		if idx == nil {
 			for k := range chans {
 				idx = append(idx, k)
 			}
 		}
 		var means, stds []float64
-		fmt.Fprintf(w, "  %s:\n", t.source)
+		fmt.Fprintf(w, "  %s:\n", t.Source)
 		for _, k := range idx {
 			m := chans[k]
 			means, stds = append(means, m.Mean), append(stds, m.Std())
-			fmt.Fprintf(w, "    # %s: count %d, NaN %d, min %s, max %s\n", t.labels[k], m.Count, m.NaNs, yamlFloat(m.Min), yamlFloat(m.Max))
+			fmt.Fprintf(w, "    # %s: count %d, NaN %d, min %s, max %s\n", t.Labels[k], m.Count, m.NaNs, yamlFloat(m.Min), yamlFloat(m.Max))
 		}
 		fmt.Fprintf(w, "    normalise:\n      mean: %s\n      std: %s\n", yamlList(means), yamlList(stds))
 	}
@@ -450,26 +524,25 @@ func writeSpecStats(w io.Writer, targets []target, results []stats.Result) error
 }
 
 // writeStoreStats writes every statistic per variable and channel.
-func writeStoreStats(w io.Writer, targets []target, results []stats.Result) error {
+func writeStoreStats(w io.Writer, vars []variable) error {
 	fmt.Fprintln(w, "variables:")
-	for i, t := range targets {
-		r := results[i]
-		fmt.Fprintf(w, "  %s:\n", yamlString(t.in.Name))
-		fmt.Fprintf(w, "    dims: [%s]\n", strings.Join(t.in.Array.Dims, ", "))
-		if t.in.ChannelDim >= 0 {
-			fmt.Fprintf(w, "    channel_dim: %s\n", t.in.Array.Dims[t.in.ChannelDim])
+	for _, t := range vars {
+		fmt.Fprintf(w, "  %s:\n", yamlString(t.Name))
+		fmt.Fprintf(w, "    dims: [%s]\n", strings.Join(t.Dims, ", "))
+		if t.ChannelDim >= 0 {
+			fmt.Fprintf(w, "    channel_dim: %s\n", t.Dims[t.ChannelDim])
 		}
-		if t.in.Start != nil {
-			fmt.Fprintf(w, "    start: %v\n    stop: %v\n", strings.Join(strings.Fields(fmt.Sprint(t.in.Start)), ", "), strings.Join(strings.Fields(fmt.Sprint(t.in.Stop)), ", "))
+		if t.Start != nil {
+			fmt.Fprintf(w, "    start: %v\n    stop: %v\n", strings.Join(strings.Fields(fmt.Sprint(t.Start)), ", "), strings.Join(strings.Fields(fmt.Sprint(t.Stop)), ", "))
 		}
-		quoted := make([]string, len(t.labels))
-		for k, l := range t.labels {
+		quoted := make([]string, len(t.Labels))
+		for k, l := range t.Labels {
 			quoted[k] = yamlString(l)
 		}
 		fmt.Fprintf(w, "    channels: [%s]\n", strings.Join(quoted, ", "))
 		var count, nans []string
 		var mean, std, lo, hi []float64
-		for _, m := range r.Channels {
+		for _, m := range t.Channels {
 			count = append(count, strconv.FormatInt(m.Count, 10))
 			nans = append(nans, strconv.FormatInt(m.NaNs, 10))
 			mean, std = append(mean, m.Mean), append(std, m.Std())

@@ -171,3 +171,28 @@ func TestRunDecodesCF(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParsePartial: whatever a partial statistics file holds, parsing
+// either fails with an error or yields one that Merge can join.
+func FuzzParsePartial(f *testing.F) {
+	f.Add([]byte("partial:\n  target: x.zarr\n  kind: store\n  shard: 0/1\nvariables:\n  - name: a\n    dims: [t, c]\n    channel_dim: 1\n    shard_start: [0, 0]\n    shard_stop: [2, 1]\n    channels: [c0]\n    count: [2]\n    nan_count: [0]\n    mean: [1.5]\n    m2: [0.5]\n    min: [1]\n    max: [2]\n"))
+	f.Add([]byte("partial: {target: s.yaml, kind: spec, shard: 1/2}\nvariables: [{source: nwp, name: UKV, dims: [a], channel_dim: -1, channels: [all], pick: [0], count: [0], nan_count: [3], mean: [0], m2: [0], min: [0], max: [0]}]\n"))
+	f.Add([]byte("variables: {}"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, sh, err := parsePartial(data)
+		if err != nil {
+			return
+		}
+		if sh.Index < 0 || sh.Index >= sh.Count {
+			t.Fatalf("shard %+v", sh)
+		}
+		if sh.Count != 1 {
+			return
+		}
+		var out bytes.Buffer
+		if err := Merge([]Part{{Name: "fuzz", Data: data}}, &out); err != nil {
+			t.Fatalf("parsed %+v but Merge failed: %v", p, err)
+		}
+	})
+}
