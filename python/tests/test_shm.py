@@ -197,3 +197,20 @@ def test_tcp_refuses_shm(loader_bin: str, tmp_path: Path, field_spec: Path) -> N
                 get_flight_info(client, make_command(field_spec, delivery="shm"))
         finally:
             client.close()
+
+
+@pytest.mark.parametrize("case", ["bfloat16", "float16", "raw-int16"])
+def test_shm_dtypes_identical_to_arrow(server: lsio_loader.Server, tmp_path: Path, case: str) -> None:
+    dtype = "<i2" if case == "raw-int16" else "<f4"
+    write_v3_zstd(tmp_path / "field.zarr", field_values(SHAPE, dtype), (2, 16, 16), ["time", "y", "x"])
+    extra = {} if case == "raw-int16" else {"output_dtype": case}
+    spec = write_spec(tmp_path, generic_spec("field.zarr", {"time": 3, "y": 8, "x": 10}, samples=12, streams=1, **extra))
+    raw = case == "raw-int16"
+    results = {}
+    for delivery in ("arrow", "shm"):
+        dataset = lsio_loader.LoaderDataset(spec, address=server.address, delivery=delivery, raw=raw)
+        batches = list(dataset)
+        want = {"bfloat16": torch.bfloat16, "float16": torch.float16, "raw-int16": torch.int16}[case]
+        assert all(b["field"].dtype == want for b in batches), delivery
+        results[delivery] = by_index(batches)
+    assert_same(results["arrow"], results["shm"])
