@@ -125,17 +125,22 @@ func (b *Broker) serveConn(conn *net.UnixConn) error {
 	if err != nil {
 		return fmt.Errorf("reading the ring token: %w", err)
 	}
+	// Marked fetched under the lock that unregistering takes: once a ring
+	// is unregistered, either its client has it or none ever will.
 	b.mu.Lock()
 	ring := b.rings[line]
+	if ring != nil {
+		ring.markFetched()
+	}
 	b.mu.Unlock()
 	if ring == nil {
 		_, _ = conn.Write([]byte("error: no such ring (stream ended or wrong token)\n"))
 		return errors.New("unknown ring token")
 	}
 	if _, _, err := conn.WriteMsgUnix([]byte("ok\n"), unix.UnixRights(ring.FD()), nil); err != nil {
+		ring.markGone() // the client never got it
 		return fmt.Errorf("passing the memfd: %w", err)
 	}
-	ring.markFetched()
 	for {
 		line, err := readLine(rd)
 		if errors.Is(err, io.EOF) {

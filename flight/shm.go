@@ -105,6 +105,9 @@ type shmStream struct {
 	// is done sending.
 	client context.Context
 	pool   *ringPool
+	// described: a batch was sent, so the client has a reason to map the
+	// ring (a stream failing before its first batch never announced it).
+	described bool
 }
 
 // validDelivery checks a request's delivery against the connection it
@@ -254,6 +257,7 @@ func (st *shmStream) describe(rec arrow.RecordBatch, b *cropper.Batch, slot deli
 		cols[i] = rec.Column(c)
 	}
 	st.sender.appMeta = app
+	st.described = true
 	return array.NewRecordBatch(st.schema, cols, n), nil
 }
 
@@ -262,12 +266,14 @@ func (st *shmStream) describe(rec arrow.RecordBatch, b *cropper.Batch, slot deli
 // stream shorter than the ring is sent before the client has asked for the
 // memfd: the ring waits for it, or for the client to go away.
 func (st *shmStream) close() {
-	if st.unregister != nil {
+	if st.unregister != nil && st.described {
 		select {
 		case <-st.ring.Fetched():
 		case <-st.client.Done():
 		case <-time.After(shmSlotWait):
 		}
+	}
+	if st.unregister != nil {
 		st.unregister()
 	}
 	if st.ring == nil {
