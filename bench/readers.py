@@ -89,7 +89,7 @@ def run_tensorstore(args, windows):
 def run_ours(args, windows_out):
     import lsio_loader
 
-    ds = lsio_loader.LoaderDataset(args.spec, split="train", epoch=0)
+    ds = lsio_loader.LoaderDataset(args.spec, split="train", epoch=0, address=args.address, delivery=args.delivery)
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers)
     served = []
     for batch in loader:
@@ -135,6 +135,9 @@ def main():
     p.add_argument("--spec", help="ours: the experiment spec")
     p.add_argument("--source", default="sat", help="ours: the spec's source name")
     p.add_argument("--workers", type=int, default=0, help="ours: DataLoader workers")
+    p.add_argument("--delivery", choices=["shm", "arrow"], help="ours: crops through shared memory or in the Flight stream "
+                   "(default: shm on the unix socket of the server it launches)")
+    p.add_argument("--address", help="ours: a running server's address (default: launch one)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.set_num_threads(1)

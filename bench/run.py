@@ -280,7 +280,7 @@ def write_spec(path, store, array, dims, crop, n, pool=None):
     open(path, "w").write("\n".join(lines) + "\n")
 
 
-def run_reader(reader, wl, store, windows, out_json, spec=None, workload=None, pool=None):
+def run_reader(reader, wl, store, windows, out_json, spec=None, workload=None, pool=None, delivery=None):
     cache_pool = None
     if reader in BLOCKED:
         reader, cache_pool = reader.removesuffix("-blocked"), pool
@@ -296,6 +296,8 @@ def run_reader(reader, wl, store, windows, out_json, spec=None, workload=None, p
             cmd += ["--cache-pool", str(cache_pool)]
     if spec:
         cmd += ["--spec", spec, "--source", "data"]
+        if delivery:
+            cmd += ["--delivery", delivery]
     # The client from this checkout, whether or not the venv has it installed.
     env = dict(os.environ, LSIO_LOADER_BIN=BIN,
                PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(ROOT, "python"), os.environ.get("PYTHONPATH")])))
@@ -345,6 +347,7 @@ def main():
                    help="a subset, for a quick look (ours first, ours-blocked before tensorstore-blocked)")
     p.add_argument("--pool", default="256MiB", help="the blocked order's pool (and tensorstore-blocked's cache_pool)")
     p.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"))
+    p.add_argument("--delivery", choices=["shm", "arrow"], help="ours: how crops reach the reader (default: shm, the unix-socket default)")
     args = p.parse_args()
 
     try:
@@ -402,7 +405,8 @@ def main():
                 print(f"bench: {name} {mode} {reader} ...", file=sys.stderr, flush=True)
                 runs[reader] = run_reader(reader, wl, store, blocked_windows if reader in BLOCKED else windows,
                                           os.path.join(tmp, f"{name}-{mode}-{reader}.json"),
-                                          {"ours": spec, "ours-blocked": blocked_spec}.get(reader), workload=name, pool=pool_bytes)
+                                          {"ours": spec, "ours-blocked": blocked_spec}.get(reader), workload=name, pool=pool_bytes,
+                                          delivery=args.delivery)
                 runs[reader]["reader"] = reader
                 r = runs[reader]
                 if "error" in r:

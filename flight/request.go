@@ -37,6 +37,9 @@ type Request struct {
 	// then starts after. Each is at most the stream's batch count, which
 	// the endpoints' app_metadata tells.
 	Skip []int64 `json:"skip,omitempty"`
+	// Delivery is "arrow" (the default: crops in the record batches) or
+	// "shm" (crops in shared memory, unix sockets only; shm.go).
+	Delivery string `json:"delivery,omitempty"`
 }
 
 // maxStreams bounds a request's endpoints: each is a goroutine and two
@@ -104,6 +107,8 @@ func (r *Request) validate() error {
 		return fmt.Errorf("flight command: request envelope: rank %d outside [0, world_size %d)", r.Rank, r.WorldSize)
 	case r.Streams < 0 || r.Streams > maxStreams:
 		return fmt.Errorf("flight command: request envelope: streams %d outside [1, %d]", r.Streams, maxStreams)
+	case r.Delivery != "" && r.Delivery != deliveryArrow && r.Delivery != deliveryShm:
+		return fmt.Errorf("flight command: request envelope: delivery %q: want %q or %q", r.Delivery, deliveryArrow, deliveryShm)
 	case len(r.Skip) > maxStreams:
 		return fmt.Errorf("flight command: request envelope: skip has %d counts, more than the %d streams a request may have", len(r.Skip), maxStreams)
 	case r.Streams > 0 && len(r.Skip) > 0 && len(r.Skip) != r.Streams:

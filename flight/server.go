@@ -22,6 +22,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/lsio-loader/lsio-loader/cropper"
+	"github.com/lsio-loader/lsio-loader/deliver"
 	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/sampler"
 	"github.com/lsio-loader/lsio-loader/zarr"
@@ -84,6 +85,10 @@ type Server struct {
 	// framing: the reference the benchmark compares against.
 	copying bool
 	obs     Observer
+	// broker passes shared-memory rings to clients (shm.go); set by Serve
+	// on a unix socket.
+	broker atomic.Pointer[deliver.Broker]
+	rings  ringPool
 }
 
 // New returns a Server reading stores through opts.Open.
@@ -229,6 +234,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	opts := append(grpcOptions(), s.exposure.serverOptions()...)
 	gs := grpc.NewServer(append(opts, grpc.ForceServerCodecV2(newCodec()))...)
 	flight.RegisterFlightServiceServer(gs, s)
+	if err := s.startBroker(ctx, lis); err != nil {
+		return err
+	}
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
 	select {
@@ -323,6 +331,9 @@ func (s *Server) flightInfo(ctx context.Context, desc *flight.FlightDescriptor) 
 	req, err := ParseCommand(desc.GetCmd())
 	if err != nil {
 		return nil, requestError{err}
+	}
+	if err := validDelivery(ctx, req.Delivery); err != nil {
+		return nil, err
 	}
 	plan, err := s.plan(ctx, &req)
 	if err != nil {
@@ -458,7 +469,8 @@ type slot struct {
 	batch *cropper.Batch
 	sent  <-chan struct{}
 	err   error
-	began time.Time // when its cropping started
+	began time.Time    // when its cropping started
+	lease deliver.Slot // the ring slot batch's crops are in (shm delivery)
 }
 
 // recordWriter sends record batches on a DoGet stream and says when each
@@ -523,6 +535,13 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	if n := plan.StreamBatchCount(t.Request.Split, t.Request.Rank, t.Request.WorldSize, t.Stream, t.Streams); t.Skip > n {
 		return grpcError(requestError{fmt.Errorf("flight ticket: skip %d, but stream %d has only %d batches", t.Skip, t.Stream, n)})
 	}
+	shm, err := s.openShm(ctx, stream.Context(), &t.Request, schema, plan.BatchSize, log)
+	if err != nil {
+		return grpcError(err)
+	}
+	if shm != nil {
+		defer shm.close()
+	}
 
 	// The first batch waits for memory; the second, sent while the next is
 	// cropped, is only taken when memory is free now.
@@ -572,6 +591,12 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 				return
 			}
 			sl.began = time.Now()
+			if shm != nil {
+				if sl.lease, sl.err = shm.attach(ctx, sl.batch); sl.err != nil {
+					ready <- sl
+					return
+				}
+			}
 			sl.err = c.Crop(ctx, samples, sl.batch)
 			if sl.err != nil && skip != nil && ctx.Err() == nil {
 				sl.err = skip.crop(ctx, c, bt, samples, plan.BatchSize, sl.batch)
@@ -597,6 +622,9 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	if s.copying {
 		w = copyingWriter{flight.NewRecordWriter(stream, ipc.WithSchema(schema))}
 	}
+	if shm != nil {
+		w = shm.writer(stream)
+	}
 	defer w.close()
 	rb := newRecordBuilder(plan, schema)
 	var batches, samples, delivered int64
@@ -611,6 +639,9 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 			return grpcError(fmt.Errorf("cropping batch %d of shard %d/%d: %w", batches, shard, nShards, sl.err))
 		}
 		rec, err := rb.build(sl.batch)
+		if err == nil && shm != nil {
+			rec, err = shm.describe(rec, sl.batch, sl.lease)
+		}
 		if err != nil {
 			return status.Error(codes.Internal, err.Error())
 		}

@@ -40,10 +40,11 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
 
 // Protobuf tags of FlightData (Flight.proto): data_header = 2 and
-// data_body = 1000, both length-delimited.
+// data_body = 1000, app_metadata = 3, all length-delimited.
 var (
-	tagDataHeader = protowireTag(2)
-	tagDataBody   = protowireTag(1000)
+	tagDataHeader  = protowireTag(2)
+	tagAppMetadata = protowireTag(3)
+	tagDataBody    = protowireTag(1000)
 )
 
 func protowireTag(field uint64) []byte {
@@ -124,6 +125,10 @@ func (b *bodyParts) Write(p []byte) (int, error) {
 type payloadSender struct {
 	stream grpc.ServerStream
 	last   *sendDone
+	// appMeta, when set, is sent as the next record batch's app_metadata
+	// (shared-memory delivery); the first payload, the schema, has none.
+	appMeta  []byte
+	payloads int
 }
 
 func (s *payloadSender) Start() error { return nil }
@@ -143,10 +148,17 @@ func (s *payloadSender) WritePayload(p ipc.Payload) error {
 	if body.size > math.MaxInt32 {
 		return fmt.Errorf("record batch of %d bytes exceeds the 2 GiB a gRPC message can hold: use a smaller batch_size", body.size)
 	}
-	prefix := make([]byte, 0, len(header)+24)
+	prefix := make([]byte, 0, len(header)+len(s.appMeta)+32)
 	prefix = append(prefix, tagDataHeader...)
 	prefix = binary.AppendUvarint(prefix, uint64(len(header)))
 	prefix = append(prefix, header...)
+	if s.payloads > 0 && s.appMeta != nil {
+		prefix = append(prefix, tagAppMetadata...)
+		prefix = binary.AppendUvarint(prefix, uint64(len(s.appMeta)))
+		prefix = append(prefix, s.appMeta...)
+		s.appMeta = nil
+	}
+	s.payloads++
 	prefix = append(prefix, tagDataBody...)
 	prefix = binary.AppendUvarint(prefix, uint64(body.size))
 	s.last = newSendDone()

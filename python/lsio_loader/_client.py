@@ -20,6 +20,7 @@ import pyarrow.flight as flight
 
 from . import _schema
 from ._server import Server, connect
+from ._shm import ShmBatch, shm_batches
 
 __all__ = [
     "SpecLike", "make_command", "get_flight_info", "batch_to_numpy", "iter_batches", "iter_endpoint", "iter_endpoints",
@@ -94,10 +95,12 @@ def make_command(
     streams: int | None = None,
     raw: bool = False,
     skip: Sequence[int] | None = None,
+    delivery: str | None = None,
 ) -> bytes:
     """The FlightDescriptor command asking for one rank's share of an epoch.
     skip, one count per stream (streams must then be given), starts each
-    stream after that many of its batches: what a resumed reader already has."""
+    stream after that many of its batches: what a resumed reader already has.
+    delivery "shm" asks for the crops in shared memory (unix sockets)."""
     text, spec_dir = _spec_text(spec)
     envelope: dict[str, Any] = {
         "spec": text,
@@ -112,7 +115,20 @@ def make_command(
         envelope["streams"] = int(streams)
     if skip is not None:
         envelope["skip"] = [int(k) for k in skip]
+    if delivery is not None:
+        envelope["delivery"] = delivery
     return json.dumps(envelope).encode()
+
+
+def resolve_delivery(address: str, delivery: str | None) -> str:
+    """delivery, or by default "shm" on a unix socket and "arrow" otherwise."""
+    if delivery is None:
+        return "shm" if address.startswith("unix://") else "arrow"
+    if delivery not in ("shm", "arrow"):
+        raise ValueError(f"delivery={delivery!r}: want 'shm', 'arrow' or None (shm on a unix socket)")
+    if delivery == "shm" and not address.startswith("unix://"):
+        raise ValueError(f"delivery='shm' needs a unix-socket address (unix:///path.sock), got {address!r}")
+    return delivery
 
 
 def get_flight_info(client: flight.FlightClient, command: bytes) -> flight.FlightInfo:
@@ -185,11 +201,23 @@ def _int64s(col: pa.Array) -> np.ndarray:
     return values
 
 
-def batch_to_numpy(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+def batch_to_numpy(batch: pa.RecordBatch | ShmBatch) -> dict[str, np.ndarray]:
     """A record batch as numpy arrays sharing its buffers (read-only): per
     source its crops (B, *shape) — bfloat16 as uint16 bits —, "<name>.isel"
     (B, ndim, 2) [start, stop) per own dim, "<name>.time" (B, T) ns, and
-    "t0" (ns, NaT as int64 min), "epoch_index", "x", "y", "lat", "lon"."""
+    "t0" (ns, NaT as int64 min), "epoch_index", "x", "y", "lat", "lon".
+    A shared-memory batch's crops are views of the ring."""
+    if isinstance(batch, ShmBatch):
+        small = batch_to_numpy(batch.record)
+        out_shm: dict[str, np.ndarray] = {}
+        for name, values in small.items():
+            # Keep the Arrow path's order: each source's crops before its isel.
+            if name.endswith(_schema.SUFFIX_ISEL):
+                source = name[:-len(_schema.SUFFIX_ISEL)]
+                if source in batch.crops:
+                    out_shm[source] = batch.crops[source]
+            out_shm[name] = values
+        return out_shm
     out: dict[str, np.ndarray] = {}
     n = batch.num_rows
     for field, col in zip(batch.schema, batch.columns):
@@ -300,8 +328,13 @@ def retain_freed_memory(batch_bytes: int = 0) -> bool:
     return _freed_memory.retain(batch_bytes)
 
 
-def iter_endpoint(client: flight.FlightClient, endpoint: flight.FlightEndpoint) -> Iterator[pa.RecordBatch]:
-    yield from _batches(client.do_get(endpoint.ticket))
+def iter_endpoint(client: flight.FlightClient, endpoint: flight.FlightEndpoint, *, shm: bool = False) -> Iterator[pa.RecordBatch | ShmBatch]:
+    """An endpoint's batches; shm: its command asked for delivery "shm"."""
+    yield from _read(client.do_get(endpoint.ticket), shm)
+
+
+def _read(reader: flight.FlightStreamReader, shm: bool) -> Iterator[pa.RecordBatch | ShmBatch]:
+    return shm_batches(reader, _batch_timeout()) if shm else _batches(reader)
 
 
 class _Watchdog:
@@ -361,48 +394,48 @@ def _batches(reader: flight.FlightStreamReader) -> Iterator[pa.RecordBatch]:
             watchdog.close()
 
 
-def iter_endpoints(client: flight.FlightClient, endpoints: Iterable[flight.FlightEndpoint]) -> Iterator[pa.RecordBatch]:
+def iter_endpoints(client: flight.FlightClient, endpoints: Iterable[flight.FlightEndpoint], *, shm: bool = False) -> Iterator[pa.RecordBatch | ShmBatch]:
     """The endpoints' record batches, endpoint after endpoint, one stream
     open at a time. (Opening the next stream early, so that the server crops
     it during the current one's tail, measured no faster on the satellite
     bench: the server's cores are busy all along either way.)"""
     for endpoint in endpoints:
-        yield from iter_endpoint(client, endpoint)
+        yield from iter_endpoint(client, endpoint, shm=shm)
 
 
 def iter_endpoints_concurrently(
-    client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], depth: int = 1
-) -> Iterator[pa.RecordBatch]:
+    client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], depth: int = 1, *, shm: bool = False,
+) -> Iterator[pa.RecordBatch | ShmBatch]:
     """The endpoints' record batches with every stream open at once, each
     received by its own thread (pyarrow receives without the GIL) up to
     depth batches ahead, and yielded round-robin: the first batch of each
     endpoint in turn, then the second, and so on, as a DataLoader deals
     its workers' batches. One process then keeps the server as busy as
     DataLoader workers would, without their copies into shared memory."""
-    for _, batch in _iter_concurrently(client, endpoints, depth):
+    for _, batch in _iter_concurrently(client, endpoints, depth, shm):
         yield batch
 
 
 def iter_endpoints_indexed(
-    client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], *, concurrently: bool
-) -> Iterator[tuple[int, pa.RecordBatch]]:
+    client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], *, concurrently: bool, shm: bool = False,
+) -> Iterator[tuple[int, pa.RecordBatch | ShmBatch]]:
     """(i, batch) for each batch of endpoints[i]: iter_endpoints' order, or
     iter_endpoints_concurrently's when concurrently. The index lets a reader
     count what each stream has delivered."""
     if concurrently:
-        yield from _iter_concurrently(client, endpoints, 1)
+        yield from _iter_concurrently(client, endpoints, 1, shm)
         return
     for i, endpoint in enumerate(endpoints):
-        for batch in iter_endpoint(client, endpoint):
+        for batch in iter_endpoint(client, endpoint, shm=shm):
             yield i, batch
 
 
 def _iter_concurrently(
-    client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], depth: int
-) -> Iterator[tuple[int, pa.RecordBatch]]:
+    client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], depth: int, shm: bool = False,
+) -> Iterator[tuple[int, pa.RecordBatch | ShmBatch]]:
     if len(endpoints) <= 1:
         for endpoint in endpoints:
-            for batch in iter_endpoint(client, endpoint):
+            for batch in iter_endpoint(client, endpoint, shm=shm):
                 yield 0, batch
         return
     stop = threading.Event()
@@ -423,7 +456,7 @@ def _iter_concurrently(
         q = queues[i]
         try:
             readers[i] = reader = client.do_get(endpoints[i].ticket)
-            for batch in _batches(reader):
+            for batch in _read(reader, shm):
                 if not put(q, batch):
                     return
         except BaseException as e:  # handed to the consumer, which raises it

@@ -16,9 +16,10 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ._client import (
     SpecLike, _server_address, _spec_text, batch_to_numpy, endpoint_meta, get_flight_info, is_bfloat16, iter_endpoints_indexed,
-    make_command, spec_roots,
+    make_command, resolve_delivery, spec_roots,
 )
 from ._server import Server, connect
+from ._shm import ShmBatch
 
 __all__ = ["LoaderDataset", "batch_to_torch"]
 
@@ -32,10 +33,14 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array)
 
 
-def batch_to_torch(batch: pa.RecordBatch) -> dict[str, torch.Tensor]:
-    """batch_to_numpy as torch tensors sharing the record batch's buffers;
-    bfloat16 crops become torch.bfloat16 views of their bits."""
+def batch_to_torch(batch: pa.RecordBatch | ShmBatch) -> dict[str, torch.Tensor]:
+    """batch_to_numpy as torch tensors sharing the record batch's buffers
+    (or the shared-memory ring's); bfloat16 crops become torch.bfloat16
+    views of their bits."""
     arrays = batch_to_numpy(batch)
+    if isinstance(batch, ShmBatch):
+        return {name: (_tensor(a.view(np.int16)).view(torch.bfloat16) if batch.dtypes.get(name) == "bfloat16" else _tensor(a))
+                for name, a in arrays.items()}
     out: dict[str, torch.Tensor] = {}
     for field in batch.schema:
         array = arrays[field.name]
@@ -75,6 +80,13 @@ class LoaderDataset(IterableDataset):
     cutting their crops). Use StatefulDataLoader's own state_dict, which
     carries each worker's.
 
+    delivery: "shm" puts the crops in shared memory the server writes them
+    to, read without a copy (unix sockets only; a batch's slot goes back to
+    the server once every tensor viewing it is freed, and a stream stalls,
+    then fails, if the trainer keeps more than a few of its batches alive);
+    "arrow" sends them in the Flight stream. None: shm on a unix socket,
+    else arrow.
+
     With num_workers=0 the main process reads all its endpoints at once,
     each in a thread, zero-copy: the crops are cut in the server, so this
     is the cheapest way to feed a GPU (pin and copy each batch with
@@ -97,6 +109,7 @@ class LoaderDataset(IterableDataset):
         tls_root_certs: bytes | str | None = None,
         token: str | None = None,
         location: str | None = None,
+        delivery: str | None = None,
     ) -> None:
         super().__init__()
         address = _server_address(address, location)
@@ -131,6 +144,7 @@ class LoaderDataset(IterableDataset):
             self._server = Server(allow=spec_roots(spec))
             address = self._server.address
         self.address = address
+        self.delivery = resolve_delivery(address, delivery)
 
     @property
     def epoch(self) -> int:
@@ -172,6 +186,7 @@ class LoaderDataset(IterableDataset):
         return make_command(
             self.spec, split=self.split, epoch=self.epoch if epoch is None else epoch, rank=self.rank,
             world_size=self.world_size, streams=streams, raw=self.raw, skip=skip,
+            delivery="shm" if self.delivery == "shm" else None,
         )
 
     def _connect(self):
@@ -307,7 +322,8 @@ class LoaderDataset(IterableDataset):
             # In the main process (num_workers=0) every stream is read at
             # once by threads: as fast as workers, without their copies.
             endpoints = [info.endpoints[i] for i in mine]
-            for j, batch in iter_endpoints_indexed(client, endpoints, concurrently=in_main):
+            shm = self.delivery == "shm"
+            for j, batch in iter_endpoints_indexed(client, endpoints, concurrently=in_main, shm=shm):
                 out = batch_to_torch(batch)
                 # Counted before the yield: a state_dict() taken once the
                 # batch is out (StatefulDataLoader's snapshot) includes it.

@@ -1,0 +1,341 @@
+package flight
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// shmClient is a test's side of a shared-memory stream: the mapped ring
+// and the side connection releases go over.
+type shmClient struct {
+	conn *net.UnixConn
+	mem  []byte
+}
+
+func dialShm(t *testing.T, schema *arrow.Schema) *shmClient {
+	t.Helper()
+	raw, ok := schema.Metadata().GetValue(metaShm)
+	if !ok {
+		t.Fatalf("shm stream's schema lacks %s: %v", metaShm, schema.Metadata())
+	}
+	var ann shmAnnounce
+	if err := json.Unmarshal([]byte(raw), &ann); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: ann.Socket, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Write([]byte(ann.Token + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil || string(buf[:n]) != "ok\n" {
+		t.Fatalf("side socket answered %q, %v", buf[:n], err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("side socket control messages: %v, %v", msgs, err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		t.Fatalf("side socket rights: %v, %v", fds, err)
+	}
+	mem, err := unix.Mmap(fds[0], 0, int(ann.Size), unix.PROT_READ, unix.MAP_SHARED)
+	unix.Close(fds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Munmap(mem) })
+	return &shmClient{conn: conn, mem: mem}
+}
+
+func (c *shmClient) release(t *testing.T, b shmBatch) {
+	t.Helper()
+	if _, err := fmt.Fprintf(c.conn, "%d %d\n", b.Slot, b.Gen); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// shmRecord is one received batch: its small columns and where its crops
+// are.
+type shmRecord struct {
+	rec  arrow.RecordBatch
+	meta shmBatch
+}
+
+// readShm reads a shared-memory stream, calling each as batches arrive.
+func readShm(t *testing.T, client flight.Client, ep *flight.FlightEndpoint, each func(*shmClient, shmRecord)) error {
+	t.Helper()
+	stream, err := client.DoGet(context.Background(), ep.Ticket)
+	if err != nil {
+		return err
+	}
+	reader, err := flight.NewRecordReader(stream)
+	if err != nil {
+		return err
+	}
+	defer reader.Release()
+	sc := dialShm(t, reader.Schema())
+	for reader.Next() {
+		var meta shmBatch
+		if err := json.Unmarshal(reader.LatestAppMetadata(), &meta); err != nil {
+			t.Fatalf("app_metadata %q: %v", reader.LatestAppMetadata(), err)
+		}
+		rec := reader.RecordBatch()
+		rec.Retain()
+		each(sc, shmRecord{rec: rec, meta: meta})
+	}
+	if err := reader.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// TestSharedMemoryDelivery reads every stream over both deliveries: the
+// same small columns, and crops in the ring equal to the Arrow ones.
+func TestSharedMemoryDelivery(t *testing.T) {
+	dir := t.TempDir()
+	writeField(t, filepath.Join(dir, "field.zarr"), [3]int{6, 16, 20})
+	client := startServer(t)
+	spec := fmt.Sprintf(genericSpec, 7)
+	ctx := context.Background()
+	info, err := client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shmInfo, err := client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, map[string]any{"delivery": "shm"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for e := range info.Endpoint {
+		want := readAll(t, client, info.Endpoint[e])
+		i := 0
+		err := readShm(t, client, shmInfo.Endpoint[e], func(sc *shmClient, got shmRecord) {
+			defer got.rec.Release()
+			if i >= len(want) {
+				t.Fatalf("stream %d: more shm batches than arrow ones (%d)", e, len(want))
+			}
+			w := want[i]
+			defer w.Release()
+			i++
+			total += int(got.rec.NumRows())
+			if len(got.meta.Columns) != 1 || got.meta.Columns[0].Name != "field" || got.meta.Columns[0].DType != "float32" {
+				t.Fatalf("shm columns %+v", got.meta.Columns)
+			}
+			col := got.meta.Columns[0]
+			if fmt.Sprint(col.Shape) != fmt.Sprint([]int64{w.NumRows(), 2, 3, 5}) {
+				t.Errorf("shape %v for %d rows of 2×3×5", col.Shape, w.NumRows())
+			}
+			for k := range w.NumCols() {
+				name := w.ColumnName(int(k))
+				if name == "field" {
+					c := w.Column(int(k))
+					if ext, ok := c.(array.ExtensionArray); ok {
+						c = ext.Storage()
+					}
+					values := c.(*array.FixedSizeList).ListValues().(*array.Float32)
+					wantBytes := arrow.Float32Traits.CastToBytes(values.Float32Values())
+					if !bytes.Equal(sc.mem[col.Offset:col.Offset+col.Length], wantBytes) {
+						t.Errorf("stream %d batch %d: crops in the ring differ from the Arrow ones", e, i)
+					}
+					continue
+				}
+				idx := got.rec.Schema().FieldIndices(name)
+				if len(idx) != 1 || !array.ApproxEqual(got.rec.Column(idx[0]), w.Column(int(k)), array.WithNaNsEqual(true), array.WithAbsTolerance(0)) {
+					t.Errorf("stream %d batch %d: column %s differs", e, i, name)
+				}
+			}
+			sc.release(t, got.meta)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i != len(want) {
+			t.Errorf("stream %d: %d shm batches, %d arrow ones", e, i, len(want))
+		}
+	}
+	if total != 23 {
+		t.Errorf("%d samples over shm, want 23", total)
+	}
+}
+
+// TestSharedMemorySlotLifetime keeps the first batch's slot and frees the
+// rest: the kept crops are never overwritten, and the stream, with one
+// slot held, still finishes.
+func TestSharedMemorySlotLifetime(t *testing.T) {
+	dir := t.TempDir()
+	writeField(t, filepath.Join(dir, "field.zarr"), [3]int{6, 16, 20})
+	client := startServer(t)
+	spec := strings.Replace(fmt.Sprintf(genericSpec, 7), "samples_per_epoch: 23\nstreams: 3", "samples_per_epoch: 60\nstreams: 1", 1)
+	info, err := client.GetFlightInfo(context.Background(), &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, map[string]any{"delivery": "shm"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []byte
+	var keptCol shmColumn
+	var mem []byte
+	batches, slots := 0, map[int]bool{}
+	err = readShm(t, client, info.Endpoint[0], func(sc *shmClient, got shmRecord) {
+		defer got.rec.Release()
+		mem = sc.mem
+		batches++
+		slots[got.meta.Slot] = true
+		col := got.meta.Columns[0]
+		if kept == nil {
+			keptCol, kept = col, bytes.Clone(sc.mem[col.Offset:col.Offset+col.Length])
+			return
+		}
+		if got.meta.Slot == 0 && keptCol.Offset == col.Offset {
+			t.Errorf("batch %d was put in the slot the client still holds", batches)
+		}
+		sc.release(t, got.meta)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if batches != 15 {
+		t.Fatalf("%d batches, want 15", batches)
+	}
+	if !bytes.Equal(mem[keptCol.Offset:keptCol.Offset+keptCol.Length], kept) {
+		t.Error("the crops of the batch the client kept were overwritten")
+	}
+	if len(slots) < 2 || len(slots) > shmSlots {
+		t.Errorf("%d slots used, want 2..%d", len(slots), shmSlots)
+	}
+}
+
+// TestSharedMemoryRefusedOverTCP: shm needs a unix socket.
+func TestSharedMemoryRefusedOverTCP(t *testing.T) {
+	dir := t.TempDir()
+	writeField(t, filepath.Join(dir, "field.zarr"), [3]int{6, 16, 20})
+	srv := New(Options{Open: openDir, Logger: discardLogger()})
+	lis, err := Listen("tcp://127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, lis) }()
+	defer func() { cancel(); <-done }()
+	client, err := flight.NewClientWithMiddleware(lis.Addr().String(), nil, nil, grpcInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	spec := fmt.Sprintf(genericSpec, 7)
+	_, err = client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, map[string]any{"delivery": "shm"})})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "unix") {
+		t.Errorf("shm over TCP: %v, want InvalidArgument naming the unix socket", err)
+	}
+	// A ticket made on a unix socket and replayed over TCP is refused too.
+	tkt := ticket{Request: Request{Spec: spec, SpecDir: dir, Split: "train", WorldSize: 1, Delivery: "shm"}, Streams: 1}
+	tkt.PlanKey = tkt.Request.planKey()
+	stream, err := client.DoGet(ctx, &flight.Ticket{Ticket: tkt.encode()})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("shm ticket over TCP: %v, want InvalidArgument", err)
+	}
+	_, err = client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, map[string]any{"delivery": "pigeon"})})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "pigeon") {
+		t.Errorf("delivery pigeon: %v, want InvalidArgument naming it", err)
+	}
+}
+
+// TestSharedMemoryClientGone: a client that stops reading and goes away
+// mid-stream gives its ring back for the next stream.
+func TestSharedMemoryClientGone(t *testing.T) {
+	dir := t.TempDir()
+	writeField(t, filepath.Join(dir, "field.zarr"), [3]int{6, 16, 20})
+	srv := New(Options{Open: openDir, Memory: 1 << 20, Logger: discardLogger()})
+	client := startServerWith(t, srv)
+	spec := strings.Replace(fmt.Sprintf(genericSpec, 7), "samples_per_epoch: 23\nstreams: 3", "samples_per_epoch: 200\nstreams: 1", 1)
+	cmd := envelope(t, spec, dir, map[string]any{"delivery": "shm"})
+	info, err := client.GetFlightInfo(context.Background(), &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := client.DoGet(ctx, info.Endpoint[0].Ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, err := flight.NewRecordReader(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two batches read and never released, then the client is gone.
+	for range 2 {
+		if !reader.Next() {
+			t.Fatalf("stream ended early: %v", reader.Err())
+		}
+	}
+	cancel()
+	reader.Release()
+	// Its ring goes back to the pool (it never mapped it), keeping its
+	// budget, and serves the next client.
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.rings.idleCount() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the gone client's ring is not back in the pool (%d idle)", srv.rings.idleCount())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ringBytes := srv.memory.usedNow()
+	n := 0
+	if err := readShm(t, client, info.Endpoint[0], func(sc *shmClient, got shmRecord) {
+		got.rec.Release()
+		sc.release(t, got.meta)
+		n++
+	}); err != nil {
+		t.Fatalf("the next client: %v", err)
+	}
+	if n != 50 {
+		t.Errorf("the next client read %d batches, want 50", n)
+	}
+	// The next client hangs up (dialShm's cleanup, at test end) only
+	// after this: its ring is the reused one, no new budget was taken.
+	if used := srv.memory.usedNow(); used != ringBytes {
+		t.Errorf("%d bytes of budget held after the next client, want the one ring's %d", used, ringBytes)
+	}
+}
+
+func (p *ringPool) idleCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func grpcInsecure() grpc.DialOption { return grpc.WithTransportCredentials(insecure.NewCredentials()) }
+
+func (m *memoryBudget) usedNow() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.used
+}
