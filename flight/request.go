@@ -40,6 +40,9 @@ type Request struct {
 	// Delivery is "arrow" (the default: crops in the record batches) or
 	// "shm" (crops in shared memory, unix sockets only; shm.go).
 	Delivery string `json:"delivery,omitempty"`
+	// ShmSlots is the size of each stream's ring for delivery "shm", in
+	// batches; 0 takes the default (shm.go).
+	ShmSlots int `json:"shm_slots,omitempty"`
 }
 
 // maxStreams bounds a request's endpoints: each is a goroutine and two
@@ -109,6 +112,10 @@ func (r *Request) validate() error {
 		return fmt.Errorf("flight command: request envelope: streams %d outside [1, %d]", r.Streams, maxStreams)
 	case r.Delivery != "" && r.Delivery != deliveryArrow && r.Delivery != deliveryShm:
 		return fmt.Errorf("flight command: request envelope: delivery %q: want %q or %q", r.Delivery, deliveryArrow, deliveryShm)
+	case r.ShmSlots != 0 && r.Delivery != deliveryShm:
+		return fmt.Errorf("flight command: request envelope: shm_slots %d without delivery %q", r.ShmSlots, deliveryShm)
+	case r.ShmSlots != 0 && (r.ShmSlots < minShmSlots || r.ShmSlots > maxShmSlots):
+		return fmt.Errorf("flight command: request envelope: shm_slots %d outside [%d, %d]", r.ShmSlots, minShmSlots, maxShmSlots)
 	case len(r.Skip) > maxStreams:
 		return fmt.Errorf("flight command: request envelope: skip has %d counts, more than the %d streams a request may have", len(r.Skip), maxStreams)
 	case r.Streams > 0 && len(r.Skip) > 0 && len(r.Skip) != r.Streams:

@@ -38,6 +38,14 @@ func TestParseCommand(t *testing.T) {
 		{name: "skip not one per stream", cmd: `{"spec": "x", "streams": 3, "skip": [1, 2]}`, wantErr: "skip has 2 counts, want one per stream (3)"},
 		{name: "skip not a list of integers", cmd: `{"spec": "x", "skip": [1.5]}`, wantErr: "skip"},
 		{name: "not utf-8", cmd: "seed: \xff\n", wantErr: "UTF-8"},
+		{
+			name: "shm slots",
+			cmd:  `{"spec": "x", "delivery": "shm", "shm_slots": 3}`,
+			want: Request{Spec: "x", Split: "train", WorldSize: 1, Delivery: "shm", ShmSlots: 3},
+		},
+		{name: "shm slots too few", cmd: `{"spec": "x", "delivery": "shm", "shm_slots": 2}`, wantErr: "shm_slots 2 outside [3, 64]"},
+		{name: "shm slots too many", cmd: `{"spec": "x", "delivery": "shm", "shm_slots": 65}`, wantErr: "shm_slots 65 outside [3, 64]"},
+		{name: "shm slots without shm", cmd: `{"spec": "x", "shm_slots": 4}`, wantErr: `shm_slots 4 without delivery "shm"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

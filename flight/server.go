@@ -55,6 +55,10 @@ type Options struct {
 	// (default 30 s), then fails with ResourceExhausted.
 	Memory     int64
 	MemoryWait time.Duration
+	// ShmSlotWait bounds how long a shared-memory stream waits for its
+	// client to free a ring slot (one that keeps every batch alive, or
+	// stopped reading) before failing with ResourceExhausted; default 60 s.
+	ShmSlotWait time.Duration
 	// Exposure says who may call and which stores and files specs may
 	// name; the zero value: anyone who can connect, anything readable.
 	Exposure Exposure
@@ -87,8 +91,9 @@ type Server struct {
 	obs     Observer
 	// broker passes shared-memory rings to clients (shm.go); set by Serve
 	// on a unix socket.
-	broker atomic.Pointer[deliver.Broker]
-	rings  ringPool
+	broker   atomic.Pointer[deliver.Broker]
+	rings    ringPool
+	slotWait time.Duration
 }
 
 // New returns a Server reading stores through opts.Open.
@@ -101,6 +106,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MemoryWait <= 0 {
 		opts.MemoryWait = 30 * time.Second
+	}
+	if opts.ShmSlotWait <= 0 {
+		opts.ShmSlotWait = defaultShmSlotWait
 	}
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 2 * time.Second
@@ -115,6 +123,7 @@ func New(opts Options) *Server {
 		exposure: opts.Exposure,
 		memory:   newMemoryBudget(opts.Memory, opts.MemoryWait),
 		obs:      opts.Observer,
+		slotWait: opts.ShmSlotWait,
 	}
 }
 
@@ -535,7 +544,7 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	if n := plan.StreamBatchCount(t.Request.Split, t.Request.Rank, t.Request.WorldSize, t.Stream, t.Streams); t.Skip > n {
 		return grpcError(requestError{fmt.Errorf("flight ticket: skip %d, but stream %d has only %d batches", t.Skip, t.Stream, n)})
 	}
-	shm, err := s.openShm(ctx, stream.Context(), &t.Request, schema, plan.BatchSize, log)
+	shm, schema, err := s.openShm(ctx, stream.Context(), &t.Request, schema, plan.BatchSize, log)
 	if err != nil {
 		return grpcError(err)
 	}
@@ -544,17 +553,29 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	}
 
 	// The first batch waits for memory; the second, sent while the next is
-	// cropped, is only taken when memory is free now.
+	// cropped, is only taken when memory is free now. Over shm the crops
+	// are cropped into the ring, whose bytes openShm holds: a batch's own
+	// bytes are then its small columns only. Its cropping share is counted
+	// either way: conversion scratch and decoded chunks are never in the
+	// ring.
 	batchBytes := recordBytes(schema, plan.BatchSize)
-	held := batchBytes + int64(float64(batchBytes)*croppingShare)
-	if err := s.memory.acquire(ctx, held, describeBatch(plan.BatchSize, batchBytes)); err != nil {
-		log.Warn("stream refused", "err", err)
-		return err
+	heapBytes := batchBytes
+	if shm != nil {
+		heapBytes = recordBytes(shm.schema, plan.BatchSize)
+	}
+	held := heapBytes + int64(float64(batchBytes)*croppingShare)
+	if !s.memory.tryAcquire(held) {
+		// Idle shared-memory rings hold budget a stream needs more.
+		s.rings.drain()
+		if err := s.memory.acquire(ctx, held, describeBatch(plan.BatchSize, batchBytes)); err != nil {
+			log.Warn("stream refused", "err", err)
+			return err
+		}
 	}
 	defer func() { s.memory.release(held) }()
 	slots := 1
-	if batchBytes <= prefetchMaxBytes && s.memory.tryAcquire(batchBytes) {
-		held += batchBytes
+	if heapBytes <= prefetchMaxBytes && s.memory.tryAcquire(heapBytes) {
+		held += heapBytes
 		slots = prefetch
 	}
 	free := make(chan slot, prefetch)

@@ -34,15 +34,31 @@ const (
 	deliveryArrow = "arrow"
 	deliveryShm   = "shm"
 
-	// shmSlots is each stream's ring: two being cropped or sent, the rest
-	// held by the client (its prefetch and the batch it trains on).
-	shmSlots = 6
-	// shmSlotWait is how long a stream waits for the client to free a slot
-	// before failing; a dead client fails it at once instead.
-	shmSlotWait = 60 * time.Second
+	// defaultShmSlots is a stream's ring when the request names no size.
+	// The server holds two slots (one being cropped, one being sent). The
+	// Python client holds, per stream, the batch its reader thread is
+	// receiving, one queued for the consumer (the threads read one batch
+	// ahead), the batch the trainer is on and the one before it, alive
+	// until the training loop rebinds its variable. A DataLoader worker
+	// hands batches over as copies in torch's shared memory, so its
+	// prefetch_factor counts copies, not slots: workers need no more. A
+	// client that keeps more alive gets the later ones copied out of the
+	// ring (_shm.py) rather than stall the server; shm_slots trades
+	// memory for fewer such copies.
+	defaultShmSlots = 6
+	// minShmSlots is the server's two slots and one for the client.
+	minShmSlots = 3
+	// maxShmSlots bounds a request's ring; each slot is a batch of memory.
+	maxShmSlots = 64
+	// defaultShmSlotWait is how long a stream waits for the client to free
+	// a slot before failing; a dead client fails it at once instead.
+	defaultShmSlotWait = 60 * time.Second
 
 	// metaShm is the schema metadata key announcing the ring.
 	metaShm = "lsio.shm"
+	// metaShmRefused, on a stream that asked for shm but is sent as
+	// arrow, says why.
+	metaShmRefused = "lsio.shm.refused"
 )
 
 // shmAnnounce is the metadata the stream's schema carries under metaShm.
@@ -108,6 +124,8 @@ type shmStream struct {
 	// described: a batch was sent, so the client has a reason to map the
 	// ring (a stream failing before its first batch never announced it).
 	described bool
+	// wait bounds how long a batch waits for the client to free a slot.
+	wait time.Duration
 }
 
 // validDelivery checks a request's delivery against the connection it
@@ -126,16 +144,23 @@ func validDelivery(ctx context.Context, delivery string) error {
 }
 
 // openShm makes the stream's ring when req asks for shm delivery (nil
-// otherwise), its bytes held in the server's memory budget.
-func (s *Server) openShm(ctx, client context.Context, req *Request, schema *arrow.Schema, batchSize int, log *slog.Logger) (*shmStream, error) {
+// otherwise), its bytes held in the server's memory budget. A ring larger
+// than the whole budget could never be admitted: the stream is then sent
+// as arrow, whose batches may still fit, and the schema returned (schema
+// otherwise) says why under metaShmRefused.
+func (s *Server) openShm(ctx, client context.Context, req *Request, schema *arrow.Schema, batchSize int, log *slog.Logger) (*shmStream, *arrow.Schema, error) {
 	if err := validDelivery(ctx, req.Delivery); err != nil || req.Delivery != deliveryShm {
-		return nil, err
+		return nil, schema, err
 	}
 	broker := s.broker.Load()
 	if broker == nil {
-		return nil, status.Error(codes.FailedPrecondition, `request: delivery "shm": this server has no shared-memory side socket (it is not serving on a unix socket)`)
+		return nil, schema, status.Error(codes.FailedPrecondition, `request: delivery "shm": this server has no shared-memory side socket (it is not serving on a unix socket)`)
 	}
-	st := &shmStream{memory: s.memory, client: client}
+	slots := req.ShmSlots
+	if slots == 0 {
+		slots = defaultShmSlots
+	}
+	st := &shmStream{memory: s.memory, client: client, wait: s.slotWait}
 	var fields []arrow.Field
 	var slotBytes int64
 	for i, f := range schema.Fields() {
@@ -150,21 +175,29 @@ func (s *Server) openShm(ctx, client context.Context, req *Request, schema *arro
 		st.keep = append(st.keep, i)
 		fields = append(fields, f)
 	}
+	if ringBytes := int64(slots) * roundPage(slotBytes); s.memory != nil && ringBytes > s.memory.limit {
+		why := fmt.Sprintf("a shared-memory ring of %d batches of %s needs %s, more than the server's whole memory budget of %s (loader serve -memory); sent as arrow instead (ask for fewer shm_slots or a smaller batch_size)",
+			slots, megabytes(roundPage(slotBytes)), megabytes(ringBytes), megabytes(s.memory.limit))
+		log.Warn("shared-memory delivery refused", "reason", why)
+		md := schema.Metadata()
+		meta := arrow.NewMetadata(append(md.Keys(), metaShmRefused), append(md.Values(), why))
+		return nil, arrow.NewSchema(schema.Fields(), &meta), nil
+	}
 	st.pool = &s.rings
-	if ring := s.rings.get(slotBytes); ring != nil {
+	if ring := s.rings.get(slots, slotBytes); ring != nil {
 		st.ring, st.held = ring, ring.Size()
 	} else {
-		ring, err := deliver.NewRing("lsio-loader-batches", shmSlots, max(slotBytes, 1))
+		ring, err := deliver.NewRing("lsio-loader-batches", slots, max(slotBytes, 1))
 		if err != nil {
-			return nil, err
+			return nil, schema, fmt.Errorf("shared-memory ring for the stream: %w", err)
 		}
 		st.ring = ring
 		if !s.memory.tryAcquire(ring.Size()) {
 			// Idle rings hold budget that this one needs more.
 			s.rings.drain()
-			if err := s.memory.acquire(ctx, ring.Size(), fmt.Sprintf("a shared-memory ring of %d batches", shmSlots)); err != nil {
+			if err := s.memory.acquire(ctx, ring.Size(), fmt.Sprintf("a shared-memory ring of %d batches", slots)); err != nil {
 				ring.Close()
-				return nil, err
+				return nil, schema, err
 			}
 		}
 		st.held = ring.Size()
@@ -173,20 +206,20 @@ func (s *Server) openShm(ctx, client context.Context, req *Request, schema *arro
 	token, unregister, err := broker.Register(ring)
 	if err != nil {
 		st.close()
-		return nil, err
+		return nil, schema, err
 	}
 	st.unregister = unregister
 	ann, err := json.Marshal(shmAnnounce{Socket: broker.Path(), Token: token, Size: ring.Size(), Slots: ring.Slots(), SlotBytes: ring.SlotBytes()})
 	if err != nil {
 		st.close()
-		return nil, fmt.Errorf("announcing the ring: %w", err)
+		return nil, schema, fmt.Errorf("announcing the ring: %w", err)
 	}
 	md := schema.Metadata()
 	keys, values := append(md.Keys(), metaShm), append(md.Values(), string(ann))
 	meta := arrow.NewMetadata(keys, values)
 	st.schema = arrow.NewSchema(fields, &meta)
 	log.Debug("shared-memory ring", "bytes", ring.Size(), "slots", ring.Slots())
-	return st, nil
+	return st, schema, nil
 }
 
 // writer sends the stream's records, each with its ring location.
@@ -199,7 +232,7 @@ func (st *shmStream) writer(stream grpc.ServerStream) recordWriter {
 // attach leases a ring slot for b and points b's buffers into it, so the
 // cropper writes the crops there.
 func (st *shmStream) attach(ctx context.Context, b *cropper.Batch) (deliver.Slot, error) {
-	slot, err := st.ring.Acquire(ctx, shmSlotWait)
+	slot, err := st.ring.Acquire(ctx, st.wait)
 	if err != nil {
 		if ctx.Err() != nil {
 			return slot, ctx.Err()
@@ -270,7 +303,7 @@ func (st *shmStream) close() {
 		select {
 		case <-st.ring.Fetched():
 		case <-st.client.Done():
-		case <-time.After(shmSlotWait):
+		case <-time.After(st.wait):
 		}
 	}
 	if st.unregister != nil {
@@ -314,11 +347,11 @@ type pooledRing struct {
 // maxIdleRings bounds the pool: about as many streams as run at once.
 const maxIdleRings = 8
 
-func (p *ringPool) get(slotBytes int64) *deliver.Ring {
+func (p *ringPool) get(slots int, slotBytes int64) *deliver.Ring {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, pr := range p.idle {
-		if pr.ring.Slots() == shmSlots && pr.ring.SlotBytes() == roundPage(slotBytes) {
+		if pr.ring.Slots() == slots && pr.ring.SlotBytes() == roundPage(slotBytes) {
 			p.idle = append(p.idle[:i], p.idle[i+1:]...)
 			pr.ring.Reset()
 			return pr.ring

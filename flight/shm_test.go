@@ -222,8 +222,8 @@ func TestSharedMemorySlotLifetime(t *testing.T) {
 	if !bytes.Equal(mem[keptCol.Offset:keptCol.Offset+keptCol.Length], kept) {
 		t.Error("the crops of the batch the client kept were overwritten")
 	}
-	if len(slots) < 2 || len(slots) > shmSlots {
-		t.Errorf("%d slots used, want 2..%d", len(slots), shmSlots)
+	if len(slots) < 2 || len(slots) > defaultShmSlots {
+		t.Errorf("%d slots used, want 2..%d", len(slots), defaultShmSlots)
 	}
 }
 
@@ -338,4 +338,201 @@ func (m *memoryBudget) usedNow() int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.used
+}
+
+// shmAnnounced is the ring a shared-memory stream's schema announces.
+func shmAnnounced(t *testing.T, schema *arrow.Schema) shmAnnounce {
+	t.Helper()
+	raw, ok := schema.Metadata().GetValue(metaShm)
+	if !ok {
+		t.Fatalf("shm stream's schema lacks %s: %v", metaShm, schema.Metadata())
+	}
+	var ann shmAnnounce
+	if err := json.Unmarshal([]byte(raw), &ann); err != nil {
+		t.Fatal(err)
+	}
+	return ann
+}
+
+// TestSharedMemoryBudgetCountedOnce: a stream's crops are charged to the
+// memory budget once, as its ring; the batches it crops into the ring
+// cost only their small columns and cropping scratch on top.
+func TestSharedMemoryBudgetCountedOnce(t *testing.T) {
+	dir := t.TempDir()
+	writeField(t, filepath.Join(dir, "field.zarr"), [3]int{6, 16, 20})
+	srv := New(Options{Open: openDir, Memory: 1 << 20, Logger: discardLogger()})
+	client := startServerWith(t, srv)
+	spec := strings.Replace(fmt.Sprintf(genericSpec, 7), "samples_per_epoch: 23\nstreams: 3", "samples_per_epoch: 60\nstreams: 1", 1)
+	ctx := context.Background()
+	arrowInfo, err := client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arrowRecs := readAll(t, client, arrowInfo.Endpoint[0])
+	batchBytes := recordBytes(arrowRecs[0].Schema(), 4)
+	for _, r := range arrowRecs {
+		r.Release()
+	}
+	info, err := client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, map[string]any{"delivery": "shm"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ringBytes int64
+	n := 0
+	err = readShm(t, client, info.Endpoint[0], func(sc *shmClient, got shmRecord) {
+		defer got.rec.Release()
+		if n == 0 {
+			ringBytes = shmAnnounced(t, got.rec.Schema()).Size
+			if ringBytes != defaultShmSlots*roundPage(batchBytes) {
+				t.Errorf("ring of %d bytes, want %d slots of a page", ringBytes, defaultShmSlots)
+			}
+			small := recordBytes(got.rec.Schema(), 4)
+			if small >= batchBytes {
+				t.Fatalf("small columns of %d bytes, not less than the whole batch's %d", small, batchBytes)
+			}
+			// Two batches prefetched, each its small columns, and one
+			// batch's cropping share: the crops are in the ring only.
+			want := ringBytes + 2*small + int64(float64(batchBytes)*croppingShare)
+			if used := srv.memory.usedNow(); used != want {
+				t.Errorf("%d bytes of budget held mid-stream, want %d: the ring's %d, two batches' small columns (%d each) and cropping share", used, want, ringBytes, small)
+			}
+		}
+		n++
+		sc.release(t, got.meta)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 15 {
+		t.Fatalf("%d batches, want 15", n)
+	}
+	// Once the stream is done only the ring, kept for reuse, holds budget.
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.memory.usedNow() != ringBytes {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes of budget held after the stream, want the ring's %d", srv.memory.usedNow(), ringBytes)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSharedMemoryRingOverBudget: a ring larger than the whole memory
+// budget is never made; the stream comes as arrow, saying why, with the
+// same batches. A ring of fewer slots that fits is made.
+func TestSharedMemoryRingOverBudget(t *testing.T) {
+	dir := t.TempDir()
+	writeField(t, filepath.Join(dir, "field.zarr"), [3]int{6, 16, 20})
+	page := int64(unix.Getpagesize())
+	// Five pages: a default ring (six one-page slots) cannot fit, three
+	// slots can, and so can arrow's batches, well under a page each.
+	srv := New(Options{Open: openDir, Memory: 5 * page, Logger: discardLogger()})
+	client := startServerWith(t, srv)
+	spec := fmt.Sprintf(genericSpec, 7)
+	ctx := context.Background()
+	arrowInfo, err := client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := readAll(t, client, arrowInfo.Endpoint[0])
+	defer func() {
+		for _, r := range want {
+			r.Release()
+		}
+	}()
+	tests := []struct {
+		name     string
+		slots    int
+		wantShm  bool
+		wantSize int64
+	}{
+		{name: "default ring over budget", slots: 0, wantShm: false},
+		{name: "three slots fit", slots: 3, wantShm: true, wantSize: 3 * page},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			extra := map[string]any{"delivery": "shm"}
+			if tt.slots != 0 {
+				extra["shm_slots"] = tt.slots
+			}
+			info, err := client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, extra)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantShm {
+				n := 0
+				if err := readShm(t, client, info.Endpoint[0], func(sc *shmClient, got shmRecord) {
+					defer got.rec.Release()
+					if ann := shmAnnounced(t, got.rec.Schema()); ann.Size != tt.wantSize || ann.Slots != tt.slots {
+						t.Errorf("ring of %d slots, %d bytes; want %d slots, %d bytes", ann.Slots, ann.Size, tt.slots, tt.wantSize)
+					}
+					n++
+					sc.release(t, got.meta)
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if n != len(want) {
+					t.Errorf("%d batches over shm, want %d", n, len(want))
+				}
+				return
+			}
+			got := readAll(t, client, info.Endpoint[0])
+			defer func() {
+				for _, r := range got {
+					r.Release()
+				}
+			}()
+			md := got[0].Schema().Metadata()
+			if _, ok := md.GetValue(metaShm); ok {
+				t.Fatal("a ring over the memory budget was announced")
+			}
+			why, ok := md.GetValue(metaShmRefused)
+			if !ok || !strings.Contains(why, "memory budget") || !strings.Contains(why, "shm_slots") {
+				t.Errorf("%s = %q, want the reason naming the memory budget and shm_slots", metaShmRefused, why)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d batches sent as arrow, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if !array.RecordApproxEqual(got[i], want[i], array.WithNaNsEqual(true), array.WithAbsTolerance(0)) {
+					t.Errorf("batch %d differs from the arrow stream's", i)
+				}
+			}
+			if idle := srv.rings.idleCount(); idle != 0 {
+				t.Errorf("%d rings made for a stream sent as arrow", idle)
+			}
+		})
+	}
+}
+
+// TestSharedMemorySlotWait: a client that keeps every slot and frees none
+// fails its stream, after the slot wait, with ResourceExhausted naming
+// the slots, rather than hanging.
+func TestSharedMemorySlotWait(t *testing.T) {
+	dir := t.TempDir()
+	writeField(t, filepath.Join(dir, "field.zarr"), [3]int{6, 16, 20})
+	const wait = 300 * time.Millisecond
+	srv := New(Options{Open: openDir, ShmSlotWait: wait, Logger: discardLogger()})
+	client := startServerWith(t, srv)
+	spec := strings.Replace(fmt.Sprintf(genericSpec, 7), "samples_per_epoch: 23\nstreams: 3", "samples_per_epoch: 60\nstreams: 1", 1)
+	info, err := client.GetFlightInfo(context.Background(), &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, map[string]any{"delivery": "shm", "shm_slots": 3})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var kept []shmRecord
+	err = readShm(t, client, info.Endpoint[0], func(sc *shmClient, got shmRecord) {
+		kept = append(kept, got)
+	})
+	for _, k := range kept {
+		k.rec.Release()
+	}
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "held all 3 shared-memory slots") {
+		t.Fatalf("stream of a client keeping every slot: %v, want ResourceExhausted naming the 3 slots", err)
+	}
+	if len(kept) != 3 {
+		t.Errorf("%d batches before the stream failed, want the ring's 3", len(kept))
+	}
+	if elapsed := time.Since(start); elapsed < wait || elapsed > wait+10*time.Second {
+		t.Errorf("failed after %v, want just over the %v slot wait", elapsed, wait)
+	}
 }
