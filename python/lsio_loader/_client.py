@@ -96,11 +96,13 @@ def make_command(
     raw: bool = False,
     skip: Sequence[int] | None = None,
     delivery: str | None = None,
+    shm_slots: int | None = None,
 ) -> bytes:
     """The FlightDescriptor command asking for one rank's share of an epoch.
     skip, one count per stream (streams must then be given), starts each
     stream after that many of its batches: what a resumed reader already has.
-    delivery "shm" asks for the crops in shared memory (unix sockets)."""
+    delivery "shm" asks for the crops in shared memory (unix sockets), in a
+    ring of shm_slots batches per stream (None: the server's default)."""
     text, spec_dir = _spec_text(spec)
     envelope: dict[str, Any] = {
         "spec": text,
@@ -117,6 +119,10 @@ def make_command(
         envelope["skip"] = [int(k) for k in skip]
     if delivery is not None:
         envelope["delivery"] = delivery
+    if shm_slots is not None:
+        if delivery != "shm":
+            raise ValueError(f"shm_slots={shm_slots} needs delivery='shm', got delivery={delivery!r}")
+        envelope["shm_slots"] = int(shm_slots)
     return json.dumps(envelope).encode()
 
 
@@ -328,13 +334,16 @@ def retain_freed_memory(batch_bytes: int = 0) -> bool:
     return _freed_memory.retain(batch_bytes)
 
 
-def iter_endpoint(client: flight.FlightClient, endpoint: flight.FlightEndpoint, *, shm: bool = False) -> Iterator[pa.RecordBatch | ShmBatch]:
-    """An endpoint's batches; shm: its command asked for delivery "shm"."""
-    yield from _read(client.do_get(endpoint.ticket), shm)
+def iter_endpoint(
+    client: flight.FlightClient, endpoint: flight.FlightEndpoint, *, shm: bool = False, pin: bool = False,
+) -> Iterator[pa.RecordBatch | ShmBatch]:
+    """An endpoint's batches; shm: its command asked for delivery "shm";
+    pin: page-lock its ring for CUDA."""
+    yield from _read(client.do_get(endpoint.ticket), shm, pin)
 
 
-def _read(reader: flight.FlightStreamReader, shm: bool) -> Iterator[pa.RecordBatch | ShmBatch]:
-    return shm_batches(reader, _batch_timeout()) if shm else _batches(reader)
+def _read(reader: flight.FlightStreamReader, shm: bool, pin: bool = False) -> Iterator[pa.RecordBatch | ShmBatch]:
+    return shm_batches(reader, _batch_timeout(), pin=pin) if shm else _batches(reader)
 
 
 class _Watchdog:
@@ -418,24 +427,26 @@ def iter_endpoints_concurrently(
 
 def iter_endpoints_indexed(
     client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], *, concurrently: bool, shm: bool = False,
+    pin: bool = False,
 ) -> Iterator[tuple[int, pa.RecordBatch | ShmBatch]]:
     """(i, batch) for each batch of endpoints[i]: iter_endpoints' order, or
     iter_endpoints_concurrently's when concurrently. The index lets a reader
     count what each stream has delivered."""
     if concurrently:
-        yield from _iter_concurrently(client, endpoints, 1, shm)
+        yield from _iter_concurrently(client, endpoints, 1, shm, pin)
         return
     for i, endpoint in enumerate(endpoints):
-        for batch in iter_endpoint(client, endpoint, shm=shm):
+        for batch in iter_endpoint(client, endpoint, shm=shm, pin=pin):
             yield i, batch
 
 
 def _iter_concurrently(
     client: flight.FlightClient, endpoints: Sequence[flight.FlightEndpoint], depth: int, shm: bool = False,
+    pin: bool = False,
 ) -> Iterator[tuple[int, pa.RecordBatch | ShmBatch]]:
     if len(endpoints) <= 1:
         for endpoint in endpoints:
-            for batch in iter_endpoint(client, endpoint, shm=shm):
+            for batch in iter_endpoint(client, endpoint, shm=shm, pin=pin):
                 yield 0, batch
         return
     stop = threading.Event()
@@ -456,7 +467,7 @@ def _iter_concurrently(
         q = queues[i]
         try:
             readers[i] = reader = client.do_get(endpoints[i].ticket)
-            for batch in _read(reader, shm):
+            for batch in _read(reader, shm, pin):
                 if not put(q, batch):
                     return
         except BaseException as e:  # handed to the consumer, which raises it

@@ -8,6 +8,10 @@ are. A slot goes back to the server once every array viewing it has been
 garbage-collected: the arrays all descend from one numpy array per slot,
 and a weakref.finalize on it sends the release. A caller that keeps more
 batches alive than the ring can spare gets copies of the later ones.
+
+pin page-locks each ring, once per mapping, for CUDA (cudaHostRegister):
+a trainer's .to("cuda", non_blocking=True) then copies straight from the
+ring at pinned speed, instead of staging through a pinned copy.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import mmap
 import os
 import socket
 import threading
+import warnings
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,20 +31,67 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 
-__all__ = ["ShmBatch", "ShmRing", "META_SHM", "shm_batches"]
+__all__ = ["ShmBatch", "ShmRing", "META_SHM", "META_SHM_REFUSED", "check_pin_memory", "shm_batches"]
 
 META_SHM = b"lsio.shm"
+# On a stream that asked for shm and came as arrow: why (the ring would not
+# fit the server's memory budget).
+META_SHM_REFUSED = b"lsio.shm.refused"
+
+# cudaHostRegisterPortable: pinned for every CUDA context, as torch's own
+# pinned allocations are.
+_CUDA_HOST_REGISTER_PORTABLE = 1
+
+
+def check_pin_memory() -> None:
+    """Raises unless this process can page-lock memory for CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("lsio-loader: pin_memory=True page-locks the shared-memory ring for CUDA, "
+                           "but CUDA is not available here (torch.cuda.is_available() is False)")
+
+
+class _CudaPin:
+    """One mapping registered with CUDA (cudaHostRegister), so that
+    host-to-device copies from it run at pinned speed without a staging
+    copy; unregistered once, by unregister."""
+
+    def __init__(self, mm: mmap.mmap, size: int) -> None:
+        import torch
+
+        check_pin_memory()
+        self.ptr = int(np.frombuffer(mm, dtype=np.uint8, count=size).ctypes.data)
+        self.size = size
+        cudart = torch.cuda.cudart()
+        err = int(cudart.cudaHostRegister(self.ptr, size, _CUDA_HOST_REGISTER_PORTABLE))
+        if err != 0:
+            raise RuntimeError(f"lsio-loader: page-locking the {size}-byte shared-memory ring "
+                               f"(cudaHostRegister) failed with cudaError {err}")
+        self._cudart = cudart
+
+    def unregister(self) -> None:
+        cudart, self._cudart = self._cudart, None
+        if cudart is None:
+            return
+        err = int(cudart.cudaHostUnregister(self.ptr))
+        if err != 0:
+            raise RuntimeError(f"lsio-loader: unpinning the shared-memory ring (cudaHostUnregister) failed with cudaError {err}")
 
 
 class ShmRing:
     """The client's side of one stream's ring: the mapped memfd and the
-    side connection releases go over."""
+    side connection releases go over. pin: page-lock the mapping for CUDA
+    (once, undone by close)."""
 
-    def __init__(self, announce: dict[str, Any]) -> None:
+    def __init__(self, announce: dict[str, Any], *, pin: bool = False) -> None:
         self.size = int(announce["size"])
         self.slots = int(announce["slots"])
         self._lock = threading.RLock()  # a release may run from a GC inside another
         self._sock: socket.socket | None = None
+        self._pin: _CudaPin | None = None
+        if pin:
+            check_pin_memory()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(announce["socket"])
@@ -51,14 +103,25 @@ class ShmRing:
                 why = msg.decode(errors="replace").strip() or "connection closed"
                 raise ConnectionError(f"lsio-loader: shared-memory socket {announce['socket']}: {why}")
             try:
-                self.mm = mmap.mmap(fds[0], self.size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+                # cudaHostRegister pins pages for writing, which a read-only
+                # mapping refuses: a pinned ring is mapped read-write, and
+                # its arrays are made read-only instead.
+                prot = mmap.PROT_READ | mmap.PROT_WRITE if pin else mmap.PROT_READ
+                self.mm = mmap.mmap(fds[0], self.size, flags=mmap.MAP_SHARED, prot=prot)
             finally:
                 os.close(fds[0])
+            if pin:
+                self._pin = _CudaPin(self.mm, self.size)
         except BaseException:
             sock.close()
             raise
         self._sock: socket.socket | None = sock
         self.held = 0
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the mapping is registered with CUDA now."""
+        return self._pin is not None
 
     def slot(self, index: int, gen: int, offset: int, length: int) -> np.ndarray:
         """A read-only uint8 view of one leased slot; the slot is released
@@ -66,6 +129,7 @@ class ShmRing:
         if offset < 0 or length < 0 or offset + length > self.size:
             raise ValueError(f"lsio-loader: slot {index} at [{offset}, {offset + length}) outside the {self.size}-byte ring")
         owner = np.frombuffer(self.mm, dtype=np.uint8, count=length, offset=offset)
+        owner.flags.writeable = False
         with self._lock:
             self.held += 1
         weakref.finalize(owner, self.release, index, gen)
@@ -89,12 +153,16 @@ class ShmRing:
         self.close()
 
     def close(self) -> None:
-        """Closes the side connection; arrays over the ring stay valid, but
-        their slots are then never freed: only for a ring nothing views."""
+        """Closes the side connection and unpins the mapping; arrays over
+        the ring stay valid (unpinned), but their slots are then never
+        freed: only for a ring nothing views."""
         with self._lock:
             if self._sock is not None:
                 self._sock.close()
                 self._sock = None
+            pin, self._pin = self._pin, None
+        if pin is not None:
+            pin.unregister()
 
 
 @dataclass
@@ -148,15 +216,23 @@ def _batch(ring: ShmRing, chunk: flight.FlightStreamChunk) -> ShmBatch:
     return ShmBatch(chunk.data, crops, dtypes, ring)
 
 
-def shm_batches(reader: flight.FlightStreamReader, timeout: float = 0) -> Iterator[ShmBatch]:
-    """reader's batches, for a stream asked for with delivery "shm"."""
-    from ._client import _Watchdog
+def shm_batches(reader: flight.FlightStreamReader, timeout: float = 0, *, pin: bool = False) -> Iterator[ShmBatch | pa.RecordBatch]:
+    """reader's batches, for a stream asked for with delivery "shm"; record
+    batches when the server sent it as arrow instead (saying why). pin:
+    page-lock the ring for CUDA."""
+    from ._client import _batches, _Watchdog
 
-    announce = (reader.schema.metadata or {}).get(META_SHM)
+    metadata = reader.schema.metadata or {}
+    announce = metadata.get(META_SHM)
     if announce is None:
-        raise ValueError("lsio-loader: the stream's schema announces no shared-memory ring (lsio.shm): "
-                         "the server does not deliver through shared memory")
-    ring = ShmRing(json.loads(announce))
+        refused = metadata.get(META_SHM_REFUSED)
+        if refused is None:
+            raise ValueError("lsio-loader: the stream's schema announces no shared-memory ring (lsio.shm): "
+                             "the server does not deliver through shared memory")
+        warnings.warn(f"lsio-loader: {refused.decode(errors='replace')}", RuntimeWarning, stacklevel=2)
+        yield from _batches(reader)
+        return
+    ring = ShmRing(json.loads(announce), pin=pin)
     watchdog = _Watchdog(reader, timeout) if timeout > 0 else None
     try:
         while True:

@@ -19,7 +19,7 @@ from ._client import (
     make_command, resolve_delivery, spec_roots,
 )
 from ._server import Server, connect
-from ._shm import ShmBatch
+from ._shm import ShmBatch, check_pin_memory
 
 __all__ = ["LoaderDataset", "batch_to_torch"]
 
@@ -85,7 +85,18 @@ class LoaderDataset(IterableDataset):
     the server once every tensor viewing it is freed, and a stream stalls,
     then fails, if the trainer keeps more than a few of its batches alive);
     "arrow" sends them in the Flight stream. None: shm on a unix socket,
-    else arrow.
+    else arrow. shm_slots: the batches in each stream's ring (None: the
+    server's 6, what a reader thread, its queue and a training loop hold
+    per stream plus the server's two; 3 to 64). A ring larger than the
+    server's whole -memory budget is not made: the stream then comes as
+    arrow, with a RuntimeWarning saying why.
+
+    pin_memory=True (shm, num_workers=0) page-locks each stream's ring for
+    CUDA once, when it is mapped (cudaHostRegister; undone when the ring
+    is unmapped), so that .to("cuda", non_blocking=True) copies straight
+    from it at pinned speed, with no staging copy. Without CUDA it raises
+    here. DataLoader workers hand batches over as copies: with workers use
+    DataLoader(pin_memory=True) instead.
 
     With num_workers=0 the main process reads all its endpoints at once,
     each in a thread, zero-copy: the crops are cut in the server, so this
@@ -110,6 +121,8 @@ class LoaderDataset(IterableDataset):
         token: str | None = None,
         location: str | None = None,
         delivery: str | None = None,
+        shm_slots: int | None = None,
+        pin_memory: bool = False,
     ) -> None:
         super().__init__()
         address = _server_address(address, location)
@@ -145,6 +158,15 @@ class LoaderDataset(IterableDataset):
             address = self._server.address
         self.address = address
         self.delivery = resolve_delivery(address, delivery)
+        if shm_slots is not None and self.delivery != "shm":
+            raise ValueError(f"shm_slots={shm_slots} needs delivery 'shm' (a unix socket); this dataset delivers {self.delivery!r}")
+        if pin_memory:
+            if self.delivery != "shm":
+                raise ValueError("pin_memory=True page-locks the shared-memory ring, which needs delivery 'shm' "
+                                 f"(a unix socket); this dataset delivers {self.delivery!r}: use DataLoader(pin_memory=True)")
+            check_pin_memory()
+        self.shm_slots = shm_slots
+        self.pin_memory = pin_memory
 
     @property
     def epoch(self) -> int:
@@ -186,7 +208,7 @@ class LoaderDataset(IterableDataset):
         return make_command(
             self.spec, split=self.split, epoch=self.epoch if epoch is None else epoch, rank=self.rank,
             world_size=self.world_size, streams=streams, raw=self.raw, skip=skip,
-            delivery="shm" if self.delivery == "shm" else None,
+            delivery="shm" if self.delivery == "shm" else None, shm_slots=self.shm_slots,
         )
 
     def _connect(self):
@@ -296,6 +318,10 @@ class LoaderDataset(IterableDataset):
 
     def _read(self, p: dict[str, Any], resume: dict[str, Any] | None, worker_id: int, workers: int,
               in_main: bool) -> Iterator[dict[str, torch.Tensor]]:
+        if self.pin_memory and not in_main:
+            raise RuntimeError("LoaderDataset(pin_memory=True) page-locks the ring of the process reading it, for "
+                               "num_workers=0; DataLoader workers hand batches over as copies: use "
+                               "DataLoader(pin_memory=True) with workers")
         if self._resume is not None and self._resume is resume:
             self._resume = None
         if not self._pinned and self._next_epoch == p["epoch"]:
@@ -323,7 +349,7 @@ class LoaderDataset(IterableDataset):
             # once by threads: as fast as workers, without their copies.
             endpoints = [info.endpoints[i] for i in mine]
             shm = self.delivery == "shm"
-            for j, batch in iter_endpoints_indexed(client, endpoints, concurrently=in_main, shm=shm):
+            for j, batch in iter_endpoints_indexed(client, endpoints, concurrently=in_main, shm=shm, pin=self.pin_memory):
                 out = batch_to_torch(batch)
                 # Counted before the yield: a state_dict() taken once the
                 # batch is out (StatefulDataLoader's snapshot) includes it.
