@@ -11,7 +11,9 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +24,7 @@ from torch.utils.data import DataLoader
 
 import lsio_loader
 from lsio_loader._client import batch_to_numpy, get_flight_info, iter_endpoint, make_command
-from lsio_loader._shm import ShmBatch
+from lsio_loader._shm import ShmBatch, ShmRing
 from conftest import field_values, generic_spec, write_spec, write_v3_zstd
 
 REAL_SPEC = Path(__file__).resolve().parents[2] / "examples" / "real_ukv_seviri.yaml"
@@ -214,3 +216,123 @@ def test_shm_dtypes_identical_to_arrow(server: lsio_loader.Server, tmp_path: Pat
         assert all(b["field"].dtype == want for b in batches), delivery
         results[delivery] = by_index(batches)
     assert_same(results["arrow"], results["shm"])
+
+
+def first_ring(address: str, spec: Path, **kwargs: Any) -> ShmRing:
+    """The ring of spec's first stream, asked for with make_command's kwargs."""
+    client = lsio_loader.connect(address)
+    try:
+        info = get_flight_info(client, make_command(spec, delivery="shm", **kwargs))
+        batch = next(iter_endpoint(client, info.endpoints[0], shm=True))
+        assert isinstance(batch, ShmBatch) and batch.ring is not None
+        return batch.ring
+    finally:
+        client.close()
+
+
+def test_shm_slots_from_request(server: lsio_loader.Server, field_spec: Path) -> None:
+    default = first_ring(server.address, field_spec)
+    asked = first_ring(server.address, field_spec, shm_slots=3)
+    assert (default.slots, asked.slots) == (6, 3)
+    assert default.size == 2 * asked.size, "a ring is its slots' bytes"
+    client = server.connect()
+    try:
+        for bad in (2, 65):
+            with pytest.raises((flight.FlightError, pa.ArrowInvalid), match=f"shm_slots {bad} outside \\[3, 64\\]"):
+                get_flight_info(client, make_command(field_spec, delivery="shm", shm_slots=bad))
+    finally:
+        client.close()
+    with pytest.raises(ValueError, match="shm_slots=3 needs delivery='shm'"):
+        make_command(field_spec, shm_slots=3)
+    with pytest.raises(ValueError, match="shm_slots=3 needs delivery 'shm'"):
+        lsio_loader.LoaderDataset(field_spec, address=server.address, delivery="arrow", shm_slots=3)
+
+
+def test_shm_more_batches_kept_than_slots(server: lsio_loader.Server, field_spec: Path) -> None:
+    # Fifteen batches kept alive through a ring of three: the server never
+    # waits for a slot (no hang), the batches past what the ring can spare
+    # are copies, and all equal the arrow ones.
+    client = server.connect()
+    try:
+        info = get_flight_info(client, make_command(field_spec, delivery="shm", shm_slots=3))
+        kept = list(iter_endpoint(client, info.endpoints[0], shm=True))
+    finally:
+        client.close()
+    assert len(kept) == 15 and all(isinstance(b, ShmBatch) for b in kept)
+    views = [b for b in kept if not b.crops["field"].flags.owndata]
+    assert len(views) == 1, "one slot for the client, two for the server"
+    assert kept[0].ring is not None and kept[0].ring.held == 1
+    shm = by_index(lsio_loader.batch_to_torch(b) for b in kept)
+    arrow = by_index(lsio_loader.LoaderDataset(field_spec, address=server.address, delivery="arrow"))
+    assert_same(arrow, shm)
+    # And through the dataset, as a trainer keeping every batch would.
+    assert_same(arrow, by_index(list(lsio_loader.LoaderDataset(field_spec, address=server.address, shm_slots=3))))
+
+
+def test_shm_ring_over_memory_budget_falls_back(loader_bin: str, tmp_path: Path, field_spec: Path) -> None:
+    # A batch is under a page of crops: a 20 kB budget cannot hold the
+    # default ring (six one-page slots) but holds arrow's batches, and a
+    # ring of three.
+    wrapper = tmp_path / "serve-with-memory"
+    wrapper.write_text(f'#!/bin/sh\nexec "{loader_bin}" "$@" -memory 20000\n')
+    wrapper.chmod(0o755)
+    with lsio_loader.Server(binary=str(wrapper)) as srv:
+        arrow = by_index(lsio_loader.LoaderDataset(field_spec, address=srv.address, delivery="arrow"))
+        with pytest.warns(RuntimeWarning, match="memory budget"):
+            fallen = list(lsio_loader.LoaderDataset(field_spec, address=srv.address, delivery="shm"))
+        assert_same(arrow, by_index(fallen))
+        assert ring_fds(srv.pid) == 0, "no ring made for a stream sent as arrow"
+        assert first_ring(srv.address, field_spec, shm_slots=3).slots == 3
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert_same(arrow, by_index(lsio_loader.LoaderDataset(field_spec, address=srv.address, shm_slots=3)))
+
+
+def test_pin_memory_needs_shm(field_spec: Path) -> None:
+    with pytest.raises(ValueError, match="pin_memory=True .* needs delivery 'shm'.*DataLoader\\(pin_memory=True\\)"):
+        lsio_loader.LoaderDataset(field_spec, address="grpc://127.0.0.1:1", pin_memory=True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error is for machines without CUDA")
+def test_pin_memory_without_cuda_raises(server: lsio_loader.Server, field_spec: Path) -> None:
+    with pytest.raises(RuntimeError, match="pin_memory=True .* CUDA is not available"):
+        lsio_loader.LoaderDataset(field_spec, address=server.address, pin_memory=True)
+    client = server.connect()
+    try:
+        info = get_flight_info(client, make_command(field_spec, delivery="shm"))
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            next(iter_endpoint(client, info.endpoints[0], shm=True, pin=True))
+    finally:
+        client.close()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="page-locking needs a CUDA device")
+def test_pin_memory_registers_each_ring_once(server: lsio_loader.Server, field_spec: Path) -> None:
+    dataset = lsio_loader.LoaderDataset(field_spec, address=server.address, pin_memory=True)
+    client = server.connect()
+    try:
+        info = get_flight_info(client, make_command(field_spec, delivery="shm"))
+        rings, n = set(), 0
+        for batch in iter_endpoint(client, info.endpoints[0], shm=True, pin=True):
+            assert isinstance(batch, ShmBatch) and batch.ring is not None
+            rings.add(id(batch.ring))
+            ring = batch.ring
+            t = lsio_loader.batch_to_torch(batch)["field"]
+            assert t.is_pinned(), "a view of the ring is page-locked"
+            on_gpu = t.to("cuda", non_blocking=True)
+            torch.cuda.synchronize()
+            assert torch.equal(on_gpu.cpu(), t)
+            n += 1
+            del batch, t
+        assert n == 15 and len(rings) == 1 and ring.pinned
+        ring.close()
+        assert not ring.pinned
+        assert not torch.frombuffer(ring.mm, dtype=torch.uint8).is_pinned(), "unregistered on close"
+        ring.close()  # once only
+    finally:
+        client.close()
+    # Through the dataset, in the main process, the same batches as unpinned.
+    arrow = by_index(lsio_loader.LoaderDataset(field_spec, address=server.address, delivery="arrow"))
+    assert_same(arrow, by_index(DataLoader(dataset, batch_size=None, num_workers=0)))
+    with pytest.raises(RuntimeError, match="num_workers=0"):
+        list(DataLoader(dataset, batch_size=None, num_workers=1, multiprocessing_context="forkserver", timeout=60))
