@@ -41,6 +41,7 @@ META_SHM_REFUSED = b"lsio.shm.refused"
 # cudaHostRegisterPortable: pinned for every CUDA context, as torch's own
 # pinned allocations are.
 _CUDA_HOST_REGISTER_PORTABLE = 1
+_CUDA_ERROR_CUDART_UNLOADING = 4
 
 
 def check_pin_memory() -> None:
@@ -75,7 +76,9 @@ class _CudaPin:
         if cudart is None:
             return
         err = int(cudart.cudaHostUnregister(self.ptr))
-        if err != 0:
+        # cudaErrorCudartUnloading: a ring collected at exit, after CUDA
+        # has torn down, and with it every registration.
+        if err not in (0, _CUDA_ERROR_CUDART_UNLOADING):
             raise RuntimeError(f"lsio-loader: unpinning the shared-memory ring (cudaHostUnregister) failed with cudaError {err}")
 
 
