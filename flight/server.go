@@ -472,6 +472,13 @@ const prefetchMaxBytes = 256 << 20
 // conversion, and chunks being decoded.
 const croppingShare = 0.5
 
+// firstBatchHeld is the budget a stream's first batch holds: its own
+// bytes on the heap (heapBytes; its small columns only when its crops are
+// in a shared-memory ring) and the cropping share of all its bytes.
+func firstBatchHeld(batchBytes, heapBytes int64) int64 {
+	return heapBytes + int64(float64(batchBytes)*croppingShare)
+}
+
 // slot is one of a stream's batches; sent is closed once the transport no
 // longer reads its buffers, so that they may be cropped into again.
 type slot struct {
@@ -563,7 +570,7 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	if shm != nil {
 		heapBytes = recordBytes(shm.schema, plan.BatchSize)
 	}
-	held := heapBytes + int64(float64(batchBytes)*croppingShare)
+	held := firstBatchHeld(batchBytes, heapBytes)
 	if !s.memory.tryAcquire(held) {
 		// Idle shared-memory rings hold budget a stream needs more.
 		s.rings.drain()

@@ -175,9 +175,14 @@ func (s *Server) openShm(ctx, client context.Context, req *Request, schema *arro
 		st.keep = append(st.keep, i)
 		fields = append(fields, f)
 	}
-	if ringBytes := int64(slots) * roundPage(slotBytes); s.memory != nil && ringBytes > s.memory.limit {
-		why := fmt.Sprintf("a shared-memory ring of %d batches of %s needs %s, more than the server's whole memory budget of %s (loader serve -memory); sent as arrow instead (ask for fewer shm_slots or a smaller batch_size)",
-			slots, megabytes(roundPage(slotBytes)), megabytes(ringBytes), megabytes(s.memory.limit))
+	// The ring is held alongside its stream's first batch (DoGet): a ring
+	// that fits the budget only without that batch would wait for it in
+	// vain.
+	ringBytes := int64(slots) * roundPage(slotBytes)
+	need := ringBytes + firstBatchHeld(recordBytes(schema, batchSize), recordBytes(arrow.NewSchema(fields, nil), batchSize))
+	if s.memory != nil && need > s.memory.limit {
+		why := fmt.Sprintf("a shared-memory ring of %d batches of %s with its stream's first batch needs %s, more than the server's whole memory budget of %s (loader serve -memory); sent as arrow instead (ask for fewer shm_slots or a smaller batch_size)",
+			slots, megabytes(roundPage(slotBytes)), megabytes(need), megabytes(s.memory.limit))
 		log.Warn("shared-memory delivery refused", "reason", why)
 		md := schema.Metadata()
 		meta := arrow.NewMetadata(append(md.Keys(), metaShmRefused), append(md.Values(), why))

@@ -423,33 +423,38 @@ func TestSharedMemoryRingOverBudget(t *testing.T) {
 	dir := t.TempDir()
 	writeField(t, filepath.Join(dir, "field.zarr"), [3]int{6, 16, 20})
 	page := int64(unix.Getpagesize())
-	// Five pages: a default ring (six one-page slots) cannot fit, three
-	// slots can, and so can arrow's batches, well under a page each.
-	srv := New(Options{Open: openDir, Memory: 5 * page, Logger: discardLogger()})
-	client := startServerWith(t, srv)
 	spec := fmt.Sprintf(genericSpec, 7)
 	ctx := context.Background()
-	arrowInfo, err := client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := readAll(t, client, arrowInfo.Endpoint[0])
-	defer func() {
-		for _, r := range want {
-			r.Release()
-		}
-	}()
+	// A batch is well under a page; a slot is a page.
 	tests := []struct {
 		name     string
+		memory   int64
 		slots    int
 		wantShm  bool
 		wantSize int64
 	}{
-		{name: "default ring over budget", slots: 0, wantShm: false},
-		{name: "three slots fit", slots: 3, wantShm: true, wantSize: 3 * page},
+		{name: "default ring over budget", memory: 5 * page, slots: 0, wantShm: false},
+		{name: "three slots fit", memory: 5 * page, slots: 3, wantShm: true, wantSize: 3 * page},
+		{name: "ring fits but not with its first batch", memory: 6*page + 400, slots: 0, wantShm: false},
+		{name: "ring fits with its first batch", memory: 7 * page, slots: 0, wantShm: true, wantSize: 6 * page},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			srv := New(Options{Open: openDir, Memory: tt.memory, Logger: discardLogger()})
+			client := startServerWith(t, srv)
+			arrowInfo, err := client.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, nil)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := readAll(t, client, arrowInfo.Endpoint[0])
+			defer func() {
+				for _, r := range want {
+					r.Release()
+				}
+			}()
+			if !tt.wantShm && tt.slots == 0 && recordBytes(want[0].Schema(), 4)+defaultShmSlots*page <= tt.memory {
+				t.Fatalf("test: a %d-byte budget fits the default ring and a batch", tt.memory)
+			}
 			extra := map[string]any{"delivery": "shm"}
 			if tt.slots != 0 {
 				extra["shm_slots"] = tt.slots
@@ -462,8 +467,12 @@ func TestSharedMemoryRingOverBudget(t *testing.T) {
 				n := 0
 				if err := readShm(t, client, info.Endpoint[0], func(sc *shmClient, got shmRecord) {
 					defer got.rec.Release()
-					if ann := shmAnnounced(t, got.rec.Schema()); ann.Size != tt.wantSize || ann.Slots != tt.slots {
-						t.Errorf("ring of %d slots, %d bytes; want %d slots, %d bytes", ann.Slots, ann.Size, tt.slots, tt.wantSize)
+					wantSlots := tt.slots
+					if wantSlots == 0 {
+						wantSlots = defaultShmSlots
+					}
+					if ann := shmAnnounced(t, got.rec.Schema()); ann.Size != tt.wantSize || ann.Slots != wantSlots {
+						t.Errorf("ring of %d slots, %d bytes; want %d slots, %d bytes", ann.Slots, ann.Size, wantSlots, tt.wantSize)
 					}
 					n++
 					sc.release(t, got.meta)
