@@ -529,7 +529,9 @@ func TestSharedMemorySlotWait(t *testing.T) {
 	}
 	start := time.Now()
 	var kept []shmRecord
+	var side *shmClient
 	err = readShm(t, client, info.Endpoint[0], func(sc *shmClient, got shmRecord) {
+		side = sc
 		kept = append(kept, got)
 	})
 	for _, k := range kept {
@@ -543,5 +545,19 @@ func TestSharedMemorySlotWait(t *testing.T) {
 	}
 	if elapsed := time.Since(start); elapsed < wait || elapsed > wait+10*time.Second {
 		t.Errorf("failed after %v, want just over the %v slot wait", elapsed, wait)
+	}
+	// Its arrays may still be alive: the ring stays its own until it hangs
+	// up, then serves other streams.
+	time.Sleep(50 * time.Millisecond)
+	if n := srv.rings.idleCount(); n != 0 {
+		t.Fatalf("%d idle rings while the stuck client still maps its ring", n)
+	}
+	side.conn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.rings.idleCount() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stuck client's ring is not back in the pool after it hung up")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
