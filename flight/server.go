@@ -262,6 +262,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		gs.Stop()
 		<-stopped
 	}
+	s.rings.stop()
 	s.log.Info("flight server stopped", "addr", lis.Addr().String())
 	if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("flight server on %s: %w", lis.Addr(), err)

@@ -328,9 +328,19 @@ func (st *shmStream) close() {
 	// Reused only once its client has unmapped it: until then its
 	// arrays may still be alive. A client that keeps them for good keeps
 	// the ring (outside the pool) for good.
+	stopped := st.pool.stopping()
+	st.pool.waiting.Add(1)
 	go func() {
-		<-st.ring.Gone()
-		st.pool.put(st.ring, st.held, st.memory)
+		defer st.pool.waiting.Done()
+		select {
+		case <-st.ring.Gone():
+			st.pool.put(st.ring, st.held, st.memory)
+		case <-stopped:
+			// The server is shutting down: the client's mapping stays
+			// valid without ours.
+			_ = st.ring.Close()
+			st.memory.release(st.held)
+		}
 	}()
 }
 
@@ -342,6 +352,35 @@ type ringPool struct {
 	mu     sync.Mutex
 	idle   []pooledRing
 	memory *memoryBudget
+	// stopped closes when the server stops, so that rings still mapped by
+	// a client are let go instead of waited for; waiting counts those
+	// waits.
+	stopped chan struct{}
+	closed  bool
+	waiting sync.WaitGroup
+}
+
+func (p *ringPool) stopping() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped == nil {
+		p.stopped = make(chan struct{})
+	}
+	return p.stopped
+}
+
+// stop lets go of every ring, idle or still mapped by a client, and waits
+// until they are closed.
+func (p *ringPool) stop() {
+	p.stopping()
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.stopped)
+	}
+	p.mu.Unlock()
+	p.waiting.Wait()
+	p.drain()
 }
 
 type pooledRing struct {
@@ -367,6 +406,12 @@ func (p *ringPool) get(slots int, slotBytes int64) *deliver.Ring {
 
 func (p *ringPool) put(r *deliver.Ring, held int64, memory *memoryBudget) {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		_ = r.Close()
+		memory.release(held)
+		return
+	}
 	p.memory = memory
 	p.idle = append(p.idle, pooledRing{r, held})
 	var evicted []pooledRing

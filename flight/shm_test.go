@@ -561,3 +561,52 @@ func TestSharedMemorySlotWait(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSharedMemoryStopLetsGoOfMappedRings: a server that stops while a
+// client still maps its ring closes its own side of the ring and returns
+// the ring's budget, instead of waiting for the client for good; the
+// client's arrays stay readable.
+func TestSharedMemoryStopLetsGoOfMappedRings(t *testing.T) {
+	dir := t.TempDir()
+	writeField(t, filepath.Join(dir, "field.zarr"), [3]int{6, 16, 20})
+	srv := New(Options{Open: openDir, Memory: 1 << 30, Logger: discardLogger()})
+	var kept []shmRecord
+	var side *shmClient
+	t.Run("stream", func(t *testing.T) {
+		client := startServerWith(t, srv) // stopped when this subtest ends
+		spec := strings.Replace(fmt.Sprintf(genericSpec, 7), "samples_per_epoch: 23\nstreams: 3", "samples_per_epoch: 8\nstreams: 1", 1)
+		info, err := client.GetFlightInfo(context.Background(), &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, map[string]any{"delivery": "shm"})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := readShm(t, client, info.Endpoint[0], func(sc *shmClient, got shmRecord) {
+			side = sc
+			kept = append(kept, got)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(kept) == 0 || side == nil {
+			t.Fatal("no batch over shared memory")
+		}
+	})
+	defer func() {
+		for _, k := range kept {
+			k.rec.Release()
+		}
+		if side != nil {
+			side.conn.Close()
+		}
+	}()
+	if used := srv.memory.usedNow(); used != 0 {
+		t.Errorf("%d bytes of budget held after the server stopped, want 0", used)
+	}
+	if n := srv.rings.idleCount(); n != 0 {
+		t.Errorf("%d idle rings after the server stopped", n)
+	}
+	// The client's mapping outlives the server's: every byte still reads.
+	var sum byte
+	for _, b := range side.mem {
+		sum ^= b
+	}
+	_ = sum
+}
