@@ -53,6 +53,12 @@ def load_spec(path: Path, samples: int | None, order: str | None) -> dict[str, A
     return spec
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def read_epoch(args: argparse.Namespace) -> dict[str, Any] | None:
     """This rank's share of the epoch, timed from a barrier that every rank
     passes with its server started and warm; rank 0 returns every rank's."""
@@ -61,13 +67,10 @@ def read_epoch(args: argparse.Namespace) -> dict[str, Any] | None:
         dist.init_process_group("gloo")  # torchrun's env://
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     spec = load_spec(args.spec, args.samples, args.order)
-    world_batches = -(-spec["samples_per_epoch"] // spec["batch_size"])
-    if world_batches % world:
-        # Ranks are dealt whole batches: with a remainder one rank gets a
-        # batch more, and a DDP step waits for ever on the others.
-        print(f"warning: {world_batches} batches an epoch do not split evenly over {world} ranks: "
-              "make samples_per_epoch a multiple of batch_size × world_size", file=sys.stderr)
-    ds = lsio_loader.LoaderDataset(spec)  # launches this rank's own server; rank/world_size from torch.distributed
+    # This rank's own server, as LoaderDataset(spec) alone would launch,
+    # started here to count its CPU time too.
+    server = lsio_loader.Server()
+    ds = lsio_loader.LoaderDataset(spec, address=server.address)  # rank/world_size from torch.distributed
     try:
         # Warm up: the server opens the stores, the client its streams.
         ds.set_epoch(args.epoch + 1)
@@ -77,16 +80,24 @@ def read_epoch(args: argparse.Namespace) -> dict[str, Any] | None:
         ds.set_epoch(args.epoch)
         batches = len(ds)
         if distributed:
+            lens: list[Any] = [None] * world
+            dist.all_gather_object(lens, batches)
+            if len(set(lens)) > 1 and rank == 0:
+                # A DDP step on a rank with a batch more waits for ever.
+                print(f"warning: batches per rank {lens} differ: make samples_per_epoch a multiple of "
+                      "batch_size × streams × world_size", file=sys.stderr)
             dist.barrier()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time() + cpu_seconds(server.pid)
         samples = 0
         for batch in DataLoader(ds, batch_size=None, num_workers=0):
             samples += len(batch["epoch_index"])
         seconds = time.perf_counter() - start
+        cpu = time.process_time() + cpu_seconds(server.pid) - cpu
     finally:
-        ds.close()
-    mine = {"rank": rank, "samples": samples, "batches": batches, "seconds": seconds,
-            "crops_per_s": samples * len(spec["sources"]) / seconds}
+        server.close()
+    crops = samples * len(spec["sources"])
+    mine = {"rank": rank, "samples": samples, "batches": batches, "seconds": seconds, "cpu_seconds": cpu,
+            "crops_per_s": crops / seconds, "crops_per_cpu_s": crops / cpu}
     ranks = [mine]
     if distributed:
         gathered: list[Any] = [None] * world
@@ -101,6 +112,7 @@ def read_epoch(args: argparse.Namespace) -> dict[str, Any] | None:
         "world_size": world, "order": spec.get("order", {}).get("mode", "iid"), "epoch": args.epoch,
         "samples": sum(r["samples"] for r in ranks), "sources": len(spec["sources"]), "ranks": ranks,
         "total_crops_per_s": sum(r["samples"] for r in ranks) * len(spec["sources"]) / wall,
+        "crops_per_cpu_s": sum(r["samples"] for r in ranks) * len(spec["sources"]) / sum(r["cpu_seconds"] for r in ranks),
         "loadavg": os.getloadavg(),
     }
 
@@ -120,20 +132,23 @@ def compare(args: argparse.Namespace, passthrough: list[str]) -> None:
                 results[world].append(result)
                 per_rank = ", ".join(f"{r['crops_per_s']:.0f}" for r in result["ranks"])
                 print(f"run {repeat} world {world}: total {result['total_crops_per_s']:.0f} crops/s, "
-                      f"per rank {per_rank}, load {result['loadavg'][0]:.1f}", flush=True)
+                      f"per rank {per_rank}, {result['crops_per_cpu_s']:.0f} crops/CPU-s, "
+                      f"load {result['loadavg'][0]:.1f}", flush=True)
     first = results[1][0]
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {first['order']} order, epoch "
           f"{first['epoch']} of {first['samples']} samples × {first['sources']} sources; median of {args.compare}")
-    print("| ranks | total crops/s | per rank crops/s | load avg (1 min) |")
-    print("|---|---|---|---|")
+    print("| ranks | total crops/s | per rank crops/s | crops per CPU-second (client + server) | load avg (1 min) |")
+    print("|---|---|---|---|---|")
     medians = {}
     for world, runs in results.items():
         total = statistics.median(r["total_crops_per_s"] for r in runs)
         per_rank = statistics.median(x["crops_per_s"] for r in runs for x in r["ranks"])
+        per_cpu = statistics.median(r["crops_per_cpu_s"] for r in runs)
         loads = [r["loadavg"][0] for r in runs]
-        medians[world] = total
-        print(f"| {world} | {total:.0f} | {per_rank:.0f} | {min(loads):.1f}–{max(loads):.1f} |")
-    print(f"2 ranks / 1 rank, total: {medians[2] / medians[1]:.2f}×")
+        medians[world] = (total, per_cpu)
+        print(f"| {world} | {total:.0f} | {per_rank:.0f} | {per_cpu:.0f} | {min(loads):.1f}–{max(loads):.1f} |")
+    print(f"2 ranks / 1 rank: total crops/s {medians[2][0] / medians[1][0]:.2f}×, "
+          f"crops per CPU-second {medians[2][1] / medians[1][1]:.2f}×")
 
 
 def main() -> None:
@@ -158,7 +173,8 @@ def main() -> None:
     if result is None:
         return
     for r in result["ranks"]:
-        print(f"rank {r['rank']}: {r['samples']} samples in {r['batches']} batches, {r['seconds']:.2f} s, {r['crops_per_s']:.0f} crops/s")
+        print(f"rank {r['rank']}: {r['samples']} samples in {r['batches']} batches, {r['seconds']:.2f} s, "
+              f"{r['crops_per_s']:.0f} crops/s, {r['cpu_seconds']:.2f} CPU-s (client + server)")
     print(f"{result['world_size']} ranks: {result['total_crops_per_s']:.0f} crops/s in total")
     if args.json is not None:
         args.json.write_text(json.dumps(result))
