@@ -581,6 +581,10 @@ func (p *Plan) blockSample(split string, epoch, i int64, e *epochBlocks, sl slot
 // those, so what a rank reads does not depend on its number of streams
 // (or DataLoader workers), and ranks read disjoint samples. In the iid
 // order it is Batches of shard rank·streams+stream of worldSize·streams.
+// With more than one rank the epoch is padded (see paddedLen): in the iid
+// order to a whole number of samples per stream, in the blocked order to a
+// whole number of global batches per rank, repeating the epoch's first
+// ones, so that every rank yields as many batches.
 func (p *Plan) StreamBatches(split string, epoch int64, rank, worldSize, stream, streams int) iter.Seq[[]Sample] {
 	return p.StreamBatchesFrom(split, epoch, rank, worldSize, stream, streams, 0)
 }
@@ -591,7 +595,7 @@ func (p *Plan) StreamBatches(split string, epoch int64, rank, worldSize, stream,
 // A from outside [0, StreamBatchCount] yields nothing.
 func (p *Plan) StreamBatchesFrom(split string, epoch int64, rank, worldSize, stream, streams int, from int64) iter.Seq[[]Sample] {
 	if p.Spec.Order.Mode != OrderBlocked {
-		return p.batchesFrom(split, epoch, rank*streams+stream, worldSize*streams, from)
+		return p.batchesFrom(split, epoch, rank*streams+stream, worldSize*streams, from, worldSize > 1)
 	}
 	return func(yield func([]Sample) bool) {
 		n, err := p.EpochLen(split)
@@ -603,10 +607,13 @@ func (p *Plan) StreamBatchesFrom(split string, epoch int64, rank, worldSize, str
 		seq := p.sequence(split, epoch, e, n)
 		bs := int64(p.BatchSize)
 		stride := int64(worldSize) * int64(streams)
+		batches := ceilDiv(n, bs)
+		padded := paddedLen(batches, int64(worldSize))
 		var digits []int
-		for g := int64(rank) + int64(stream)*int64(worldSize) + from*stride; g*bs < n; g += stride {
+		for g := int64(rank) + int64(stream)*int64(worldSize) + from*stride; g < padded; g += stride {
 			batch := make([]Sample, 0, p.BatchSize)
-			for i := g * bs; i < min((g+1)*bs, int64(len(seq))); i++ {
+			at := g % batches
+			for i := at * bs; i < min((at+1)*bs, int64(len(seq))); i++ {
 				batch = append(batch, p.blockSample(split, epoch, i, e, seq[i], digits))
 			}
 			if !yield(batch) {
@@ -628,14 +635,29 @@ func (p *Plan) StreamLen(split string, rank, worldSize, stream, streams int) int
 	if err != nil {
 		return 0
 	}
+	if worldSize <= 0 || streams <= 0 {
+		return 0
+	}
+	shards := int64(worldSize) * int64(streams)
 	if p.Spec.Order.Mode != OrderBlocked {
-		return shareOf(n, int64(rank*streams+stream), int64(worldSize*streams))
+		if worldSize > 1 {
+			n = paddedLen(n, shards)
+		}
+		return shareOf(n, int64(rank*streams+stream), shards)
 	}
 	bs := int64(p.BatchSize)
-	full := n / bs
-	total := shareOf(full, int64(rank)+int64(stream)*int64(worldSize), int64(worldSize)*int64(streams)) * bs
-	if last := n % bs; last > 0 && full%(int64(worldSize)*int64(streams)) == int64(rank)+int64(stream)*int64(worldSize) {
-		total += last
+	batches := ceilDiv(n, bs)
+	size := func(g int64) int64 { return min((g%batches+1)*bs, n) - g%batches*bs }
+	first := int64(rank) + int64(stream)*int64(worldSize)
+	// The epoch's own batches, all full but its last, then the padding.
+	total := shareOf(batches, first, shards) * bs
+	if last := batches - 1; last%shards == first {
+		total -= bs - size(last)
+	}
+	for g := batches; g < paddedLen(batches, int64(worldSize)); g++ {
+		if g%shards == first {
+			total += size(g)
+		}
 	}
 	return total
 }

@@ -87,7 +87,10 @@ func TestBlockedShardsAndStreams(t *testing.T) {
 						}
 					}
 					for i := range reference {
-						if union[i] {
+						// Padding repeats the epoch's first batches for the
+						// ranks that would otherwise have one batch less.
+						pad := (paddedLen(ceilDiv(n, int64(p.BatchSize)), int64(world)) - ceilDiv(n, int64(p.BatchSize))) * int64(p.BatchSize)
+						if union[i] && i >= pad {
 							t.Fatalf("world %d: position %d read by two ranks", world, i)
 						}
 						union[i] = true
@@ -249,5 +252,84 @@ func TestIIDOrderUnchanged(t *testing.T) {
 		"1585744200000000000 [{[0 4 0 10 392] 2} {[0 270 142 0] 7}]"
 	if got != want {
 		t.Errorf("iid samples changed:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestRanksYieldEqualBatches: however the epoch divides, every rank of a
+// world yields as many batches (DDP calls collectives once per batch, so
+// a rank with one batch more would wait for good), the ranks together read
+// every position, and only padding repeats positions: the epoch's first
+// ones, as torch's DistributedSampler pads.
+func TestRanksYieldEqualBatches(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		order   string
+		samples int64
+		batch   int
+	}{
+		{"iid divides", OrderIID, 96, 8},
+		{"iid 66 of 4", OrderIID, 66, 4},
+		{"iid 37 of 5", OrderIID, 37, 5},
+		{"blocked 66 of 4", OrderBlocked, 66, 4},
+		{"blocked 37 of 5", OrderBlocked, 37, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := blockedPlan(t, "real_ukv_seviri.yaml", 2<<30, func(s *Spec) {
+				genericUKV(s)
+				s.SamplesPerEpoch = tc.samples
+				s.BatchSize = tc.batch
+				if tc.order == OrderIID {
+					s.Order = OrderSpec{Mode: OrderIID}
+				}
+			})
+			for _, world := range []int{2, 3, 4} {
+				for _, streams := range []int{1, 3} {
+					reads := map[int64]int{}
+					batchCounts := map[int]int64{}
+					for rank := range world {
+						for stream := range streams {
+							n := p.StreamBatchCount("train", rank, world, stream, streams)
+							var got int64
+							for b := range p.StreamBatches("train", 0, rank, world, stream, streams) {
+								got++
+								for _, s := range b {
+									reads[s.Index]++
+								}
+							}
+							if got != n {
+								t.Fatalf("world %d rank %d stream %d/%d: %d batches, StreamBatchCount %d", world, rank, stream, streams, got, n)
+							}
+							batchCounts[rank] += n
+						}
+					}
+					for rank := 1; rank < world; rank++ {
+						if batchCounts[rank] != batchCounts[0] {
+							t.Errorf("world %d, %d streams: rank %d yields %d batches, rank 0 %d", world, streams, rank, batchCounts[rank], batchCounts[0])
+						}
+					}
+					repeated := 0
+					for i := range tc.samples {
+						switch r := reads[i]; {
+						case r == 0:
+							t.Errorf("world %d, %d streams: position %d never read", world, streams, i)
+						case r > 1:
+							repeated += r - 1
+						}
+					}
+					if len(reads) != int(tc.samples) {
+						t.Errorf("world %d: %d positions read, epoch of %d", world, len(reads), tc.samples)
+					}
+					// Padding is less than one sample (iid) or one batch
+					// (blocked) per shard.
+					bound := world * streams
+					if tc.order == OrderBlocked {
+						bound = world * tc.batch
+					}
+					if repeated >= bound {
+						t.Errorf("world %d, %d streams: %d repeated reads, want fewer than %d", world, streams, repeated, bound)
+					}
+				}
+			}
+		})
 	}
 }

@@ -485,15 +485,23 @@ func (p *Plan) Batches(split string, epoch int64, shard, nShards int) iter.Seq[[
 	if p.Spec.Order.Mode == OrderBlocked {
 		return p.StreamBatches(split, epoch, shard, nShards, 0, 1)
 	}
-	return p.batchesFrom(split, epoch, shard, nShards, 0)
+	return p.batchesFrom(split, epoch, shard, nShards, 0, false)
 }
 
 // batchesFrom is the iid Batches without the shard's first from batches.
-func (p *Plan) batchesFrom(split string, epoch int64, shard, nShards int, from int64) iter.Seq[[]Sample] {
+// With pad the epoch is padded to a whole number of positions per shard
+// (see paddedLen).
+func (p *Plan) batchesFrom(split string, epoch int64, shard, nShards int, from int64, pad bool) iter.Seq[[]Sample] {
 	return func(yield func([]Sample) bool) {
 		n, err := p.EpochLen(split)
-		if err != nil || nShards <= 0 || shard < 0 || shard >= nShards ||
-			from < 0 || from > ceilDiv(shareOf(n, int64(shard), int64(nShards)), int64(p.BatchSize)) {
+		if err != nil || nShards <= 0 || shard < 0 || shard >= nShards {
+			return
+		}
+		total := n
+		if pad {
+			total = paddedLen(n, int64(nShards))
+		}
+		if from < 0 || from > ceilDiv(shareOf(total, int64(shard), int64(nShards)), int64(p.BatchSize)) {
 			return
 		}
 		// Position shard + k·nShards is the shard's k-th sample: from
@@ -501,8 +509,8 @@ func (p *Plan) batchesFrom(split string, epoch int64, shard, nShards int, from i
 		stride := int64(nShards)
 		batch := make([]Sample, 0, p.BatchSize)
 		stopped := false
-		for i := int64(shard) + from*int64(p.BatchSize)*stride; i < n && !stopped; i += stride {
-			batch = append(batch, p.sample(split, n, epoch, i))
+		for i := int64(shard) + from*int64(p.BatchSize)*stride; i < total && !stopped; i += stride {
+			batch = append(batch, p.sample(split, n, epoch, i%n))
 			if len(batch) == p.BatchSize {
 				if !yield(batch) {
 					stopped = true
@@ -530,6 +538,17 @@ func (p *Plan) Sample(split string, epoch, i int64) (Sample, error) {
 		return p.blockedSample(split, epoch, i)
 	}
 	return p.sample(split, n, epoch, i), nil
+}
+
+// paddedLen is n rounded up to a multiple of m: an epoch shared by more
+// than one rank is padded, as torch's DistributedSampler pads it, by
+// repeating its first positions, so that every rank yields as many batches
+// and no rank waits in a DDP collective for one that has run out.
+func paddedLen(n, m int64) int64 {
+	if n <= 0 || m <= 0 {
+		return n
+	}
+	return ceilDiv(n, m) * m
 }
 
 // sample generates position i of an iid epoch of n samples: the epoch is a

@@ -101,6 +101,27 @@ def test_resume_delivers_exactly_the_rest(tmp_path: Path, real_spec: dict, serve
         assert everyone == set(range(real_spec["samples_per_epoch"])), "the ranks together are not the epoch"
 
 
+@pytest.mark.parametrize("order", ["iid", "blocked"])
+def test_ranks_get_equal_batches_when_the_epoch_does_not_divide(tmp_path: Path, real_spec: dict,
+                                                               server: lsio_loader.Server, order: str) -> None:
+    # 66 samples in batches of 4 over 2 ranks of 2 streams: unpadded, one
+    # rank had 10 batches and the other 8, and DDP's last step would wait
+    # for good. Padding repeats the epoch's first samples only.
+    spec = spec_file(tmp_path, {**real_spec, "samples_per_epoch": 66}, order)
+    per_rank = []
+    for rank in range(2):
+        ds = lsio_loader.LoaderDataset(spec, address=server.address, rank=rank, world_size=2, epoch=EPOCH)
+        batches = [provenance(b) for b in loader_of(ds, 0)]
+        assert len(batches) == len(ds), f"rank {rank}: len() {len(ds)}, {len(batches)} batches delivered"
+        per_rank.append(batches)
+    assert len(per_rank[0]) == len(per_rank[1]), f"batches per rank: {[len(b) for b in per_rank]}"
+    seen = [s[0] for batches in per_rank for b in batches for s in b]
+    assert set(seen) == set(range(66)), "the ranks together are not the epoch"
+    repeated = sorted(i for i in set(seen) if seen.count(i) > 1)
+    assert len(seen) - 66 < 2 * real_spec["batch_size"], f"{len(seen) - 66} samples of padding"
+    assert repeated == list(range(len(repeated))), f"padding repeats {repeated}, not the epoch's first positions"
+
+
 def test_resume_a_finished_epoch_starts_the_next(tmp_path: Path, real_spec: dict, server: lsio_loader.Server) -> None:
     spec = spec_file(tmp_path, real_spec, "iid")
     loader = loader_of(lsio_loader.LoaderDataset(spec, address=server.address), 0)
