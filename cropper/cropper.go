@@ -102,6 +102,8 @@ type sourceState struct {
 	// stored as float32, so reads can land in the output directly.
 	inPlace bool
 	fill    float32
+	// fillCopy is the copy that replaces NaN with fill, made once.
+	fillCopy zarr.Convert
 	// Runs of consecutive selected channels, [lo, hi) relative to the
 	// window's channel start, and the run of each output channel; nil when
 	// the source selects no channels (one run: the whole window).
@@ -141,6 +143,7 @@ func New(plan *sampler.Plan, opts Options) *Cropper {
 		if !opts.Raw {
 			st.chain, st.inPlace, st.chainErr = chainFor(s, plan.OutputDType)
 			st.fill = s.NaNFill
+			st.fillCopy = transform.FillNaN{Value: s.NaNFill}.CopyFloat32LE
 		}
 	}
 	return c
@@ -175,9 +178,8 @@ func chainFor(s *sampler.Source, outDType string) (chain *transform.Chain, inPla
 		steps = append(steps, transform.NewNormalise(s.Mean, s.Std))
 	}
 	steps = append(steps, transform.Clip{Min: s.ClipMin, Max: s.ClipMax}, transform.FillNaN{Value: s.NaNFill})
-	encode, size := transform.EncoderFor(outDType)
 	inPlace = s.Axes == nil && identity && s.Mean == nil && outDType == "float32" && dt.Kind == zarr.KindFloat && dt.Size == 4
-	return transform.NewChain(decode, encode, size, steps...), inPlace, nil
+	return transform.NewChainTo(decode, outDType, steps...), inPlace, nil
 }
 
 // channelRuns splits the selected channel indices into runs of
@@ -401,7 +403,13 @@ func (c *Cropper) cropSamples(ctx context.Context, k int, samples []sampler.Samp
 		if c.opts.Cache != nil {
 			chunks = c.opts.Cache
 		}
-		rs, err := arr.ReadRegionsCached(ctx, chunks, st.read, st.dsts)
+		// Windows read straight into the output have their NaN replaced
+		// as they are copied there, not in a second pass.
+		var conv zarr.Convert
+		if direct && !c.opts.Raw {
+			conv = st.fillCopy
+		}
+		rs, err := arr.ReadRegionsConverted(ctx, chunks, st.read, st.dsts, conv)
 		if err != nil {
 			return fmt.Errorf("cropper: source %s: %w", src.Name, err)
 		}
@@ -412,9 +420,6 @@ func (c *Cropper) cropSamples(ctx context.Context, k int, samples []sampler.Samp
 	}
 	for i := lo; i < hi; i++ {
 		if direct && !st.clipped[i] {
-			if !c.opts.Raw {
-				transform.FillNaN{Value: st.fill}.ApplyFloat32LE(out[int64(i)*perSample*outSize : int64(i+1)*perSample*outSize])
-			}
 			continue
 		}
 		dst := out[int64(i)*perSample*outSize : int64(i+1)*perSample*outSize]
@@ -444,13 +449,28 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 		}
 		dims = st.dims
 	}
-	if len(st.strides) != nd {
-		st.strides, st.pos = make([]int64, nd), make([]int64, nd)
+	if len(st.pos) != nd {
+		st.pos = make([]int64, nd)
 	}
 	if len(st.idx) != nOut {
 		st.idx = make([]int64, nOut)
 	}
-	strides, pos, idx := st.strides, st.pos, st.idx
+	// Each region's strides, worked out once rather than per row.
+	if need := len(regions) * nd; cap(st.strides) < need {
+		st.strides = make([]int64, need)
+	}
+	for run, r := range regions {
+		if r.Shape == nil {
+			continue
+		}
+		s := int64(1)
+		for d := nd - 1; d >= 0; d-- {
+			st.strides[run*nd+d] = s
+			s *= r.Shape[d]
+		}
+	}
+	pos, idx := st.pos, st.idx
+	clear(idx)
 	last := nOut - 1
 	rowLen := lens[last]
 	if int64(cap(c.row)) < rowLen {
@@ -464,10 +484,12 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 	lastDim := dims[last]
 	nRows := prod(lens[:last])
 	for rowN := range nRows {
-		rem := rowN
-		for a := last - 1; a >= 0; a-- {
-			idx[a] = rem % lens[a]
-			rem /= lens[a]
+		// idx steps through the output's leading dims in C order.
+		for a := last - 1; a >= 0 && rowN > 0; a-- {
+			if idx[a]++; idx[a] < lens[a] {
+				break
+			}
+			idx[a] = 0
 		}
 		clear(pos)
 		channel, run := int64(0), 0
@@ -495,13 +517,7 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 		// must be inside; along the last dim [lo, hi).
 		inside := r.Shape != nil
 		var base int64
-		if inside {
-			s := int64(1)
-			for d := nd - 1; d >= 0; d-- {
-				strides[d] = s
-				s *= r.Shape[d]
-			}
-		}
+		strides := st.strides[run*nd : (run+1)*nd]
 		for d := 0; d < nd && inside; d++ {
 			if d == lastDim {
 				continue

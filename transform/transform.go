@@ -33,7 +33,25 @@ type Chain struct {
 	encode Encoder
 	// OutSize is the output element's size in bytes.
 	OutSize int
+	// fused, when set, is the chain's only step but an optional leading
+	// Dropout (dropout): Row then runs the steps and the encoding in one
+	// loop, and writes padding as pad, the encoded fill value that NaN
+	// becomes. out says which encoding; outUnknown without fused.
+	fused   *normaliseClipFill
+	dropout bool
+	out     outKind
+	pad     uint32
 }
+
+// outKind names the encodings Row knows how to fuse with the steps.
+type outKind int
+
+const (
+	outUnknown outKind = iota
+	outFloat32
+	outFloat16
+	outBFloat16
+)
 
 // NewChain returns the chain decode → steps → encode. Adjacent Normalise,
 // Clip and FillNaN steps run fused in one loop: the row then passes through
@@ -42,11 +60,49 @@ func NewChain(decode Decoder, encode Encoder, outSize int, steps ...Step) *Chain
 	return &Chain{decode: decode, steps: fuse(steps), encode: encode, OutSize: outSize}
 }
 
+// NewChainTo is NewChain with the encoder of outDType (see EncoderFor).
+// Knowing the encoding, Row fuses it with the steps when they are an
+// optional Dropout then [Normalise] Clip FillNaN: one loop from the
+// decoded row to the output bytes, with bit-identical results.
+func NewChainTo(decode Decoder, outDType string, steps ...Step) *Chain {
+	encode, size := EncoderFor(outDType)
+	c := NewChain(decode, encode, size, steps...)
+	rest := c.steps
+	if len(rest) > 0 {
+		if _, ok := rest[0].(Dropout); ok {
+			c.dropout, rest = true, rest[1:]
+		}
+	}
+	f, ok := normaliseClipFill{}, false
+	if len(rest) == 1 {
+		f, ok = rest[0].(normaliseClipFill)
+	}
+	if !ok {
+		c.dropout = false
+		return c
+	}
+	c.fused = &f
+	// Padding is NaN, which every step passes on until FillNaN.
+	switch outDType {
+	case "float16":
+		c.out, c.pad = outFloat16, uint32(float16(f.fill))
+	case "bfloat16":
+		c.out, c.pad = outBFloat16, uint32(bfloat16(f.fill))
+	default:
+		c.out, c.pad = outFloat32, math.Float32bits(f.fill)
+	}
+	return c
+}
+
 // Row writes one output row to dst (len(buf) elements of OutSize bytes):
 // elements [lo, hi) decoded from src (the first at src[0], stride bytes
 // apart), the rest NaN (padding) before the steps run. buf is the caller's
 // scratch, as long as the row.
 func (c *Chain) Row(dst, src []byte, stride int, lo, hi int, at Row, buf []float32) {
+	if c.fused != nil {
+		c.fusedRow(dst, src, stride, lo, hi, at, buf)
+		return
+	}
 	nan := float32(math.NaN())
 	for i := range lo {
 		buf[i] = nan
@@ -61,6 +117,78 @@ func (c *Chain) Row(dst, src []byte, stride int, lo, hi int, at Row, buf []float
 		s.Apply(buf, at)
 	}
 	c.encode(dst, buf)
+}
+
+// fusedRow is Row for a chain with fused set.
+func (c *Chain) fusedRow(dst, src []byte, stride int, lo, hi int, at Row, buf []float32) {
+	n := len(buf)
+	if hi <= lo || (c.dropout && at.T >= at.AvailableT) {
+		lo, hi = n, n
+	}
+	c.padRun(dst, 0, lo)
+	c.padRun(dst, hi, n)
+	if hi == lo {
+		return
+	}
+	row := buf[lo:hi]
+	c.decode(row, src, stride)
+	f := c.fused
+	if c.out == outFloat32 {
+		// The common case in one loop from the decoded row to the bytes.
+		d := dst[4*lo : 4*hi]
+		d = d[:4*len(row)]
+		cl, ch, fill := f.lo, f.hi, f.fill
+		m, a := float32(0), float32(1)
+		if f.normalises {
+			m, a = f.norm.channel(at.Channel)
+		}
+		for i, x := range row {
+			if f.normalises {
+				x = (x - m) * a
+			}
+			if x < cl {
+				x = cl
+			} else if x > ch {
+				x = ch
+			}
+			if x != x {
+				x = fill
+			}
+			binary.LittleEndian.PutUint32(d[4*i:], math.Float32bits(x))
+		}
+		return
+	}
+	if f.normalises {
+		m, a := f.norm.channel(at.Channel)
+		f.normaliseRow(row, m, a)
+	} else {
+		f.clipFillRow(row)
+	}
+	switch c.out {
+	case outFloat16:
+		d := dst[2*lo : 2*hi]
+		for i, x := range row {
+			binary.LittleEndian.PutUint16(d[2*i:], float16(x))
+		}
+	default:
+		d := dst[2*lo : 2*hi]
+		for i, x := range row {
+			binary.LittleEndian.PutUint16(d[2*i:], bfloat16(x))
+		}
+	}
+}
+
+// padRun writes the encoded padding into output elements [lo, hi).
+func (c *Chain) padRun(dst []byte, lo, hi int) {
+	if c.out == outFloat32 {
+		for i := lo; i < hi; i++ {
+			binary.LittleEndian.PutUint32(dst[4*i:], c.pad)
+		}
+		return
+	}
+	for i := lo; i < hi; i++ {
+		binary.LittleEndian.PutUint16(dst[2*i:], uint16(c.pad))
+	}
 }
 
 // Steps returns the chain's steps after fusion.
@@ -163,6 +291,23 @@ func (f FillNaN) ApplyFloat32LE(b []byte) {
 	}
 }
 
+// copyBlock is how much CopyFloat32LE copies before it replaces NaN in
+// what it copied: small enough that the second look finds it in L1.
+const copyBlock = 8 << 10
+
+// CopyFloat32LE copies little-endian float32 data from src to dst (as
+// long), replacing NaN on the way: a zarr.Convert, so that the copy out of
+// a decoded chunk and the NaN fill are one pass over the output. dst and
+// src may be the same slice.
+func (f FillNaN) CopyFloat32LE(dst, src []byte) {
+	for len(src) > 0 {
+		n := min(len(src), copyBlock)
+		copy(dst[:n], src[:n])
+		f.ApplyFloat32LE(dst[:n])
+		dst, src = dst[n:], src[n:]
+	}
+}
+
 // normaliseClipFill is Normalise (optional), Clip and FillNaN in one loop.
 type normaliseClipFill struct {
 	norm       *Normalise
@@ -172,23 +317,32 @@ type normaliseClipFill struct {
 }
 
 func (f normaliseClipFill) Apply(row []float32, at Row) {
-	lo, hi, fill := f.lo, f.hi, f.fill
 	if f.normalises {
 		m, a := f.norm.channel(at.Channel)
-		for i, x := range row {
-			x = (x - m) * a
-			if x < lo {
-				x = lo
-			} else if x > hi {
-				x = hi
-			}
-			if x != x {
-				x = fill
-			}
-			row[i] = x
-		}
+		f.normaliseRow(row, m, a)
 		return
 	}
+	f.clipFillRow(row)
+}
+
+func (f *normaliseClipFill) normaliseRow(row []float32, m, a float32) {
+	lo, hi, fill := f.lo, f.hi, f.fill
+	for i, x := range row {
+		x = (x - m) * a
+		if x < lo {
+			x = lo
+		} else if x > hi {
+			x = hi
+		}
+		if x != x {
+			x = fill
+		}
+		row[i] = x
+	}
+}
+
+func (f *normaliseClipFill) clipFillRow(row []float32) {
+	lo, hi, fill := f.lo, f.hi, f.fill
 	for i, x := range row {
 		if x < lo {
 			x = lo
