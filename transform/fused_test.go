@@ -105,18 +105,28 @@ func TestNewChainToMatchesNewChain(t *testing.T) {
 	}
 }
 
-// TestCopyFloat32LEMatchesCopyThenFill: the copy that fills NaN on the way
-// equals a copy followed by ApplyFloat32LE, for lengths around the block
-// size and in place.
+// TestCopyFloat32LEMatchesCopyThenFill: ApplyFloat32LE, and the copy that
+// fills NaN on the way, equal a value by value fill, for lengths around
+// the block size and the eight-value step, and in place.
 func TestCopyFloat32LEMatchesCopyThenFill(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	f32 := zarr.DType{Kind: zarr.KindFloat, Size: 4}
-	for _, n := range []int{0, 1, 2, 3, 255, copyBlock/4 - 1, copyBlock / 4, copyBlock/4 + 1, 3*copyBlock/4 + 7} {
+	for _, n := range []int{0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 255, copyBlock/4 - 1, copyBlock / 4, copyBlock/4 + 1, 3*copyBlock/4 + 7} {
 		for _, inPlace := range []bool{false, true} {
 			t.Run(fmt.Sprintf("n=%d/inplace=%v", n, inPlace), func(t *testing.T) {
 				src := randomRow(rng, f32, n)
+				// The reference, value by value.
 				want := bytes.Clone(src)
-				FillNaN{Value: -3}.ApplyFloat32LE(want)
+				for i := 0; i < len(want); i += 4 {
+					if x := math.Float32frombits(binary.LittleEndian.Uint32(want[i:])); x != x {
+						binary.LittleEndian.PutUint32(want[i:], math.Float32bits(-3))
+					}
+				}
+				applied := bytes.Clone(src)
+				FillNaN{Value: -3}.ApplyFloat32LE(applied)
+				if !bytes.Equal(applied, want) {
+					t.Fatal("ApplyFloat32LE differs from the value by value fill")
+				}
 				got := make([]byte, len(src))
 				if inPlace {
 					got = bytes.Clone(src)
@@ -149,7 +159,16 @@ func BenchmarkChainRow(b *testing.B) {
 						if path != "fused" {
 							c = NewChain(Plain(dt), encode, size, steps...)
 						}
-						src := randomRow(rand.New(rand.NewPCG(1, 1)), dt, n)
+						// Normal values: subnormals would time the FPU's
+						// slow path, not the chain.
+						src := make([]byte, n*dt.Size)
+						for i := range n {
+							if dt.Size == 4 {
+								binary.LittleEndian.PutUint32(src[4*i:], math.Float32bits(float32(300+i)))
+							} else {
+								binary.LittleEndian.PutUint16(src[2*i:], uint16(300+i))
+							}
+						}
 						dst := make([]byte, n*size)
 						buf := make([]float32, n)
 						b.SetBytes(int64(n * size))
