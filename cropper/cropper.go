@@ -459,6 +459,7 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 	if need := len(regions) * nd; cap(st.strides) < need {
 		st.strides = make([]int64, need)
 	}
+	st.strides = st.strides[:cap(st.strides)]
 	for run, r := range regions {
 		if r.Shape == nil {
 			continue
@@ -483,9 +484,23 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 	}
 	lastDim := dims[last]
 	nRows := prod(lens[:last])
-	for rowN := range nRows {
-		// idx steps through the output's leading dims in C order.
-		for a := last - 1; a >= 0 && rowN > 0; a-- {
+	// Rows along the next-to-last output axis (H) differ only in where
+	// they lie along its dim: that axis is stepped in an inner loop that
+	// moves the row's base by one stride, so the rest of the position is
+	// worked out once per run of rows rather than per row. T (strided)
+	// and C (remapped) are stepped per row.
+	inner, dIn, nInner := -1, -1, int64(1)
+	if a := last - 1; a >= 0 && dims[a] >= 0 && !(axes != nil && (a == int(sampler.AxisT) || a == int(sampler.AxisC))) {
+		inner, dIn, nInner = a, dims[a], lens[a]
+	}
+	outer := last
+	if inner >= 0 {
+		outer = inner
+	}
+	rowBytes := rowLen * int64(outItem)
+	for rowN := int64(0); rowN < nRows; rowN += nInner {
+		// idx steps through the output's axes before inner in C order.
+		for a := outer - 1; a >= 0 && rowN > 0; a-- {
 			if idx[a]++; idx[a] < lens[a] {
 				break
 			}
@@ -493,7 +508,7 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 		}
 		clear(pos)
 		channel, run := int64(0), 0
-		for a := range last {
+		for a := range outer {
 			d := dims[a]
 			if d < 0 {
 				continue
@@ -512,14 +527,13 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 			pos[d] = v
 		}
 		r, data := regions[run], datas[run]
-		rowDst := dst[rowN*rowLen*int64(outItem) : (rowN+1)*rowLen*int64(outItem)]
-		// Where the row lies inside its region: along every other dim it
-		// must be inside; along the last dim [lo, hi).
+		// Where the rows lie inside their region: along every dim but the
+		// inner and last they must be inside; along the last [lo, hi).
 		inside := r.Shape != nil
 		var base int64
 		strides := st.strides[run*nd : (run+1)*nd]
 		for d := 0; d < nd && inside; d++ {
-			if d == lastDim {
+			if d == lastDim || d == dIn {
 				continue
 			}
 			p := w.Start[d] + pos[d] - r.Start[d]
@@ -539,21 +553,36 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 				base += (w.Start[lastDim] + lo - r.Start[lastDim]) * strides[lastDim]
 			}
 		}
-		if c.opts.Raw {
-			c.rawRow(rowDst, data, base, strides[lastDim], lo, hi, inside, itemSize, arr.Fill)
-			continue
-		}
 		at := transform.Row{Channel: channel}
 		if axes != nil && axes[sampler.AxisT] >= 0 {
 			at.T, at.AvailableT = idx[sampler.AxisT], w.AvailableT
 		}
-		var rowData []byte
-		if !inside {
-			lo, hi = 0, 0
-		} else {
-			rowData = data[base*int64(itemSize):]
+		// p is the first row's place along the inner dim.
+		var p int64
+		if inner >= 0 && inside {
+			p = w.Start[dIn] - r.Start[dIn]
 		}
-		st.chain.Row(rowDst, rowData, int(strides[lastDim])*itemSize, int(lo), int(hi), at, row)
+		for j := range nInner {
+			rowDst := dst[(rowN+j)*rowBytes : (rowN+j+1)*rowBytes]
+			rowIn, rowBase := inside, base
+			if inner >= 0 && inside {
+				q := p + j
+				rowIn = q >= 0 && q < r.Shape[dIn]
+				rowBase += q * strides[dIn]
+			}
+			if c.opts.Raw {
+				c.rawRow(rowDst, data, rowBase, strides[lastDim], lo, hi, rowIn, itemSize, arr.Fill)
+				continue
+			}
+			var rowData []byte
+			rlo, rhi := lo, hi
+			if !rowIn {
+				rlo, rhi = 0, 0
+			} else {
+				rowData = data[rowBase*int64(itemSize):]
+			}
+			st.chain.Row(rowDst, rowData, int(strides[lastDim])*itemSize, int(rlo), int(rhi), at, row)
+		}
 	}
 }
 
