@@ -101,8 +101,8 @@ type sourceState struct {
 	// inPlace: the chain only replaces NaN (fill) in float32 data that is
 	// stored as float32, so reads can land in the output directly.
 	inPlace bool
-	fill    float32
-	// fillCopy is the copy that replaces NaN with fill, made once.
+	// fillCopy copies into the output replacing NaN with the source's
+	// NaN fill: made once, not per batch.
 	fillCopy zarr.Convert
 	// Runs of consecutive selected channels, [lo, hi) relative to the
 	// window's channel start, and the run of each output channel; nil when
@@ -142,7 +142,6 @@ func New(plan *sampler.Plan, opts Options) *Cropper {
 		}
 		if !opts.Raw {
 			st.chain, st.inPlace, st.chainErr = chainFor(s, plan.OutputDType)
-			st.fill = s.NaNFill
 			st.fillCopy = transform.FillNaN{Value: s.NaNFill}.CopyFloat32LE
 		}
 	}
