@@ -34,9 +34,9 @@ type Chain struct {
 	// OutSize is the output element's size in bytes.
 	OutSize int
 	// fused, when set, is the chain's only step but an optional leading
-	// Dropout (dropout): Row then runs the steps and the encoding in one
-	// loop, and writes padding as pad, the encoded fill value that NaN
-	// becomes. out says which encoding; outUnknown without fused.
+	// Dropout (dropout): Row then takes fusedRow, which writes padding as
+	// pad, the encoded fill value that NaN becomes. out says which
+	// encoding; outUnknown without fused.
 	fused   *normaliseClipFill
 	dropout bool
 	out     outKind
@@ -61,9 +61,11 @@ func NewChain(decode Decoder, encode Encoder, outSize int, steps ...Step) *Chain
 }
 
 // NewChainTo is NewChain with the encoder of outDType (see EncoderFor).
-// Knowing the encoding, Row fuses it with the steps when they are an
-// optional Dropout then [Normalise] Clip FillNaN: one loop from the
-// decoded row to the output bytes, with bit-identical results.
+// Knowing the encoding, Row takes a shorter path when the steps are an
+// optional Dropout then [Normalise] Clip FillNaN, with bit-identical
+// results: padding and dropped rows are written as the encoded fill
+// straight away, and for float32 output the steps and the encoding are
+// one loop from the decoded row to the bytes.
 func NewChainTo(decode Decoder, outDType string, steps ...Step) *Chain {
 	encode, size := EncoderFor(outDType)
 	c := NewChain(decode, encode, size, steps...)
