@@ -178,6 +178,14 @@ func chainFor(s *sampler.Source, outDType string) (chain *transform.Chain, inPla
 	}
 	steps = append(steps, transform.Clip{Min: s.ClipMin, Max: s.ClipMax}, transform.FillNaN{Value: s.NaNFill})
 	inPlace = s.Axes == nil && identity && s.Mean == nil && outDType == "float32" && dt.Kind == zarr.KindFloat && dt.Size == 4
+	if identity {
+		// Plain data: the chain reads the stored values in its own loop.
+		chain, err := transform.NewPlainChainTo(dt, outDType, steps...)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", s.Array, err)
+		}
+		return chain, inPlace, nil
+	}
 	return transform.NewChainTo(decode, outDType, steps...), inPlace, nil
 }
 

@@ -48,10 +48,11 @@ func TestNewChainToMatchesNewChain(t *testing.T) {
 	inf := float32(math.Inf(1))
 	norm := NewNormalise([]float32{281, 3, -7}, []float32{1.3, 0.7, 1e-3})
 	decoders := []struct {
-		name string
-		dt   zarr.DType
-		dec  Decoder
-	}{{"float32", f32, Plain(f32)}, {"int16", i16, Plain(i16)}, {"int16-cf", i16, cf}, {"uint8", u8, Plain(u8)}}
+		name  string
+		dt    zarr.DType
+		dec   Decoder
+		plain bool // the Plain decoder: NewPlainChainTo is checked too
+	}{{"float32", f32, Plain(f32), true}, {"int16", i16, Plain(i16), true}, {"int16-cf", i16, cf, false}, {"uint8", u8, Plain(u8), true}}
 	stepLists := []struct {
 		name  string
 		steps []Step
@@ -71,12 +72,21 @@ func TestNewChainToMatchesNewChain(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/%s/%s", out, d.name, sl.name), func(t *testing.T) {
 					encode, size := EncoderFor(out)
 					want := NewChain(d.dec, encode, size, sl.steps...)
-					got := NewChainTo(d.dec, out, sl.steps...)
-					if (got.fused != nil) != sl.fused {
-						t.Fatalf("fused %v, want %v", got.fused != nil, sl.fused)
+					chains := []*Chain{NewChainTo(d.dec, out, sl.steps...)}
+					if d.plain {
+						c, err := NewPlainChainTo(d.dt, out, sl.steps...)
+						if err != nil {
+							t.Fatal(err)
+						}
+						chains = append(chains, c)
 					}
-					if got.OutSize != size {
-						t.Fatalf("OutSize %d, want %d", got.OutSize, size)
+					for _, got := range chains {
+						if (got.fused != nil) != sl.fused {
+							t.Fatalf("fused %v, want %v", got.fused != nil, sl.fused)
+						}
+						if got.OutSize != size {
+							t.Fatalf("OutSize %d, want %d", got.OutSize, size)
+						}
 					}
 					for trial := range 200 {
 						n := 1 + rng.IntN(70)
@@ -92,11 +102,13 @@ func TestNewChainToMatchesNewChain(t *testing.T) {
 							rowSrc = src[lo*stride*d.dt.Size:]
 						}
 						w := bytes.Repeat([]byte{0xa5}, n*size)
-						g := bytes.Repeat([]byte{0x5a}, n*size)
 						want.Row(w, rowSrc, stride*d.dt.Size, lo, hi, at, make([]float32, n))
-						got.Row(g, rowSrc, stride*d.dt.Size, lo, hi, at, make([]float32, n))
-						if !bytes.Equal(g, w) {
-							t.Fatalf("trial %d (n %d, [%d, %d), %+v): fused row\n%x\nwant\n%x", trial, n, lo, hi, at, g, w)
+						for k, got := range chains {
+							g := bytes.Repeat([]byte{0x5a}, n*size)
+							got.Row(g, rowSrc, stride*d.dt.Size, lo, hi, at, make([]float32, n))
+							if !bytes.Equal(g, w) {
+								t.Fatalf("chain %d trial %d (n %d, [%d, %d), %+v): fused row\n%x\nwant\n%x", k, trial, n, lo, hi, at, g, w)
+							}
 						}
 					}
 				})
@@ -152,11 +164,17 @@ func BenchmarkChainRow(b *testing.B) {
 	for _, dt := range []zarr.DType{f32, i16} {
 		for _, out := range []string{"float32", "bfloat16"} {
 			for _, n := range []int{16, 64} {
-				for _, path := range []string{"fused", "reference-steps"} {
+				for _, path := range []string{"plain-fused", "fused", "reference-steps"} {
 					b.Run(fmt.Sprintf("%s/%s/n=%d/%s", dt, out, n, path), func(b *testing.B) {
 						encode, size := EncoderFor(out)
 						c := NewChainTo(Plain(dt), out, steps...)
-						if path != "fused" {
+						switch path {
+						case "plain-fused":
+							var err error
+							if c, err = NewPlainChainTo(dt, out, steps...); err != nil {
+								b.Fatal(err)
+							}
+						case "reference-steps":
 							c = NewChain(Plain(dt), encode, size, steps...)
 						}
 						// Normal values: subnormals would time the FPU's

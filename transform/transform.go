@@ -8,7 +8,10 @@ package transform
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
+
+	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
 // Row says where a row of values lies in a sample's output.
@@ -41,7 +44,20 @@ type Chain struct {
 	dropout bool
 	out     outKind
 	pad     uint32
+	// in, for a chain of NewPlainChainTo, names the stored dtype whose
+	// plain decoding fusedRow folds into its float32 loop.
+	in inKind
 }
+
+// inKind names the stored dtypes whose plain decoding Row folds into its
+// loop.
+type inKind int
+
+const (
+	inOther inKind = iota
+	inFloat32
+	inInt16
+)
 
 // outKind names the encodings Row knows how to fuse with the steps.
 type outKind int
@@ -96,6 +112,24 @@ func NewChainTo(decode Decoder, outDType string, steps ...Step) *Chain {
 	return c
 }
 
+// NewPlainChainTo is NewChainTo with the Plain decoder of dt. For float32
+// and int16 data with float32 output, Row then also reads the stored
+// values in its one loop, rather than decoding the row first.
+func NewPlainChainTo(dt zarr.DType, outDType string, steps ...Step) (*Chain, error) {
+	decode := Plain(dt)
+	if decode == nil {
+		return nil, fmt.Errorf("dtype %s is not numeric", dt)
+	}
+	c := NewChainTo(decode, outDType, steps...)
+	switch {
+	case dt.Kind == zarr.KindFloat && dt.Size == 4:
+		c.in = inFloat32
+	case dt.Kind == zarr.KindInt && dt.Size == 2:
+		c.in = inInt16
+	}
+	return c, nil
+}
+
 // Row writes one output row to dst (len(buf) elements of OutSize bytes):
 // elements [lo, hi) decoded from src (the first at src[0], stride bytes
 // apart), the rest NaN (padding) before the steps run. buf is the caller's
@@ -133,8 +167,12 @@ func (c *Chain) fusedRow(dst, src []byte, stride int, lo, hi int, at Row, buf []
 		return
 	}
 	row := buf[lo:hi]
-	c.decode(row, src, stride)
 	f := c.fused
+	if c.out == outFloat32 && c.in != inOther {
+		c.plainFloat32Row(dst[4*lo:4*hi], src, stride, at)
+		return
+	}
+	c.decode(row, src, stride)
 	if c.out == outFloat32 {
 		// The common case in one loop from the decoded row to the bytes.
 		d := dst[4*lo : 4*hi]
@@ -178,6 +216,50 @@ func (c *Chain) fusedRow(dst, src []byte, stride int, lo, hi int, at Row, buf []
 			binary.LittleEndian.PutUint16(d[2*i:], bfloat16(x))
 		}
 	}
+}
+
+// plainFloat32Row is fusedRow's loop for float32 output of plainly
+// decoded float32 or int16 data: len(d)/4 values read from src, stride
+// bytes apart, through the steps into d.
+func (c *Chain) plainFloat32Row(d, src []byte, stride int, at Row) {
+	f := c.fused
+	n := len(d) / 4
+	if n == 0 {
+		return
+	}
+	cl, ch, fill := f.lo, f.hi, f.fill
+	m, a := float32(0), float32(1)
+	if f.normalises {
+		m, a = f.norm.channel(at.Channel)
+	}
+	src = src[:(n-1)*stride+c.inSize()]
+	for i := range n {
+		var x float32
+		if c.in == inFloat32 {
+			x = math.Float32frombits(binary.LittleEndian.Uint32(src[i*stride:]))
+		} else {
+			x = float32(int16(binary.LittleEndian.Uint16(src[i*stride:])))
+		}
+		if f.normalises {
+			x = (x - m) * a
+		}
+		if x < cl {
+			x = cl
+		} else if x > ch {
+			x = ch
+		}
+		if x != x {
+			x = fill
+		}
+		binary.LittleEndian.PutUint32(d[4*i:], math.Float32bits(x))
+	}
+}
+
+func (c *Chain) inSize() int {
+	if c.in == inFloat32 {
+		return 4
+	}
+	return 2
 }
 
 // padRun writes the encoded padding into output elements [lo, hi).
