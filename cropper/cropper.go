@@ -101,7 +101,9 @@ type sourceState struct {
 	// inPlace: the chain only replaces NaN (fill) in float32 data that is
 	// stored as float32, so reads can land in the output directly.
 	inPlace bool
-	fill    float32
+	// fillCopy copies into the output replacing NaN with the source's
+	// NaN fill: made once, not per batch.
+	fillCopy zarr.Convert
 	// Runs of consecutive selected channels, [lo, hi) relative to the
 	// window's channel start, and the run of each output channel; nil when
 	// the source selects no channels (one run: the whole window).
@@ -140,7 +142,7 @@ func New(plan *sampler.Plan, opts Options) *Cropper {
 		}
 		if !opts.Raw {
 			st.chain, st.inPlace, st.chainErr = chainFor(s, plan.OutputDType)
-			st.fill = s.NaNFill
+			st.fillCopy = transform.FillNaN{Value: s.NaNFill}.CopyFloat32LE
 		}
 	}
 	return c
@@ -175,9 +177,16 @@ func chainFor(s *sampler.Source, outDType string) (chain *transform.Chain, inPla
 		steps = append(steps, transform.NewNormalise(s.Mean, s.Std))
 	}
 	steps = append(steps, transform.Clip{Min: s.ClipMin, Max: s.ClipMax}, transform.FillNaN{Value: s.NaNFill})
-	encode, size := transform.EncoderFor(outDType)
 	inPlace = s.Axes == nil && identity && s.Mean == nil && outDType == "float32" && dt.Kind == zarr.KindFloat && dt.Size == 4
-	return transform.NewChain(decode, encode, size, steps...), inPlace, nil
+	if identity {
+		// Plain data: the chain reads the stored values in its own loop.
+		chain, err := transform.NewPlainChainTo(dt, outDType, steps...)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", s.Array, err)
+		}
+		return chain, inPlace, nil
+	}
+	return transform.NewChainTo(decode, outDType, steps...), inPlace, nil
 }
 
 // channelRuns splits the selected channel indices into runs of
@@ -401,7 +410,13 @@ func (c *Cropper) cropSamples(ctx context.Context, k int, samples []sampler.Samp
 		if c.opts.Cache != nil {
 			chunks = c.opts.Cache
 		}
-		rs, err := arr.ReadRegionsCached(ctx, chunks, st.read, st.dsts)
+		// Windows read straight into the output have their NaN replaced
+		// as they are copied there, not in a second pass.
+		var conv zarr.Convert
+		if direct && !c.opts.Raw {
+			conv = st.fillCopy
+		}
+		rs, err := arr.ReadRegionsConverted(ctx, chunks, st.read, st.dsts, conv)
 		if err != nil {
 			return fmt.Errorf("cropper: source %s: %w", src.Name, err)
 		}
@@ -412,9 +427,6 @@ func (c *Cropper) cropSamples(ctx context.Context, k int, samples []sampler.Samp
 	}
 	for i := lo; i < hi; i++ {
 		if direct && !st.clipped[i] {
-			if !c.opts.Raw {
-				transform.FillNaN{Value: st.fill}.ApplyFloat32LE(out[int64(i)*perSample*outSize : int64(i+1)*perSample*outSize])
-			}
 			continue
 		}
 		dst := out[int64(i)*perSample*outSize : int64(i+1)*perSample*outSize]
@@ -444,13 +456,29 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 		}
 		dims = st.dims
 	}
-	if len(st.strides) != nd {
-		st.strides, st.pos = make([]int64, nd), make([]int64, nd)
+	if len(st.pos) != nd {
+		st.pos = make([]int64, nd)
 	}
 	if len(st.idx) != nOut {
 		st.idx = make([]int64, nOut)
 	}
-	strides, pos, idx := st.strides, st.pos, st.idx
+	// Each region's strides, worked out once rather than per row.
+	if need := len(regions) * nd; cap(st.strides) < need {
+		st.strides = make([]int64, need)
+	}
+	st.strides = st.strides[:cap(st.strides)]
+	for run, r := range regions {
+		if r.Shape == nil {
+			continue
+		}
+		s := int64(1)
+		for d := nd - 1; d >= 0; d-- {
+			st.strides[run*nd+d] = s
+			s *= r.Shape[d]
+		}
+	}
+	pos, idx := st.pos, st.idx
+	clear(idx)
 	last := nOut - 1
 	rowLen := lens[last]
 	if int64(cap(c.row)) < rowLen {
@@ -463,15 +491,31 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 	}
 	lastDim := dims[last]
 	nRows := prod(lens[:last])
-	for rowN := range nRows {
-		rem := rowN
-		for a := last - 1; a >= 0; a-- {
-			idx[a] = rem % lens[a]
-			rem /= lens[a]
+	// Rows along the next-to-last output axis (H) differ only in where
+	// they lie along its dim: that axis is stepped in an inner loop that
+	// moves the row's base by one stride, so the rest of the position is
+	// worked out once per run of rows rather than per row. T (strided)
+	// and C (remapped) are stepped per row.
+	inner, dIn, nInner := -1, -1, int64(1)
+	if a := last - 1; a >= 0 && dims[a] >= 0 && !(axes != nil && (a == int(sampler.AxisT) || a == int(sampler.AxisC))) {
+		inner, dIn, nInner = a, dims[a], lens[a]
+	}
+	outer := last
+	if inner >= 0 {
+		outer = inner
+	}
+	rowBytes := rowLen * int64(outItem)
+	for rowN := int64(0); rowN < nRows; rowN += nInner {
+		// idx steps through the output's axes before inner in C order.
+		for a := outer - 1; a >= 0 && rowN > 0; a-- {
+			if idx[a]++; idx[a] < lens[a] {
+				break
+			}
+			idx[a] = 0
 		}
 		clear(pos)
 		channel, run := int64(0), 0
-		for a := range last {
+		for a := range outer {
 			d := dims[a]
 			if d < 0 {
 				continue
@@ -490,20 +534,13 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 			pos[d] = v
 		}
 		r, data := regions[run], datas[run]
-		rowDst := dst[rowN*rowLen*int64(outItem) : (rowN+1)*rowLen*int64(outItem)]
-		// Where the row lies inside its region: along every other dim it
-		// must be inside; along the last dim [lo, hi).
+		// Where the rows lie inside their region: along every dim but the
+		// inner and last they must be inside; along the last [lo, hi).
 		inside := r.Shape != nil
 		var base int64
-		if inside {
-			s := int64(1)
-			for d := nd - 1; d >= 0; d-- {
-				strides[d] = s
-				s *= r.Shape[d]
-			}
-		}
+		strides := st.strides[run*nd : (run+1)*nd]
 		for d := 0; d < nd && inside; d++ {
-			if d == lastDim {
+			if d == lastDim || d == dIn {
 				continue
 			}
 			p := w.Start[d] + pos[d] - r.Start[d]
@@ -523,21 +560,36 @@ func (c *Cropper) place(src *sampler.Source, st *sourceState, w *sampler.Window,
 				base += (w.Start[lastDim] + lo - r.Start[lastDim]) * strides[lastDim]
 			}
 		}
-		if c.opts.Raw {
-			c.rawRow(rowDst, data, base, strides[lastDim], lo, hi, inside, itemSize, arr.Fill)
-			continue
-		}
 		at := transform.Row{Channel: channel}
 		if axes != nil && axes[sampler.AxisT] >= 0 {
 			at.T, at.AvailableT = idx[sampler.AxisT], w.AvailableT
 		}
-		var rowData []byte
-		if !inside {
-			lo, hi = 0, 0
-		} else {
-			rowData = data[base*int64(itemSize):]
+		// p is the first row's place along the inner dim.
+		var p int64
+		if inner >= 0 && inside {
+			p = w.Start[dIn] - r.Start[dIn]
 		}
-		st.chain.Row(rowDst, rowData, int(strides[lastDim])*itemSize, int(lo), int(hi), at, row)
+		for j := range nInner {
+			rowDst := dst[(rowN+j)*rowBytes : (rowN+j+1)*rowBytes]
+			rowIn, rowBase := inside, base
+			if inner >= 0 && inside {
+				q := p + j
+				rowIn = q >= 0 && q < r.Shape[dIn]
+				rowBase += q * strides[dIn]
+			}
+			if c.opts.Raw {
+				c.rawRow(rowDst, data, rowBase, strides[lastDim], lo, hi, rowIn, itemSize, arr.Fill)
+				continue
+			}
+			var rowData []byte
+			rlo, rhi := lo, hi
+			if !rowIn {
+				rlo, rhi = 0, 0
+			} else {
+				rowData = data[rowBase*int64(itemSize):]
+			}
+			st.chain.Row(rowDst, rowData, int(strides[lastDim])*itemSize, int(rlo), int(rhi), at, row)
+		}
 	}
 }
 

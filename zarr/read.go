@@ -66,14 +66,18 @@ const mergeGap = 64 << 10
 // outlives the call: ops are recycled through Array.ops, so that a steady
 // stream of ReadRegions calls plans without allocating.
 type readOp struct {
-	a        *Array
-	chain    *codecChain // of the read chunks
-	cache    ChunkPool   // nil: none
-	hits     int64
-	regions  []Region
-	dsts     [][]byte
-	jobs     []chunkJob
-	overlaps []int // region indices, grouped by job
+	a     *Array
+	chain *codecChain // of the read chunks
+	cache ChunkPool   // nil: none
+	hits  int64
+	// conv, when set, carries every run of elements into dsts; fill is
+	// the fill value as it comes out of conv.
+	conv      Convert
+	fillValue []byte
+	regions   []Region
+	dsts      [][]byte
+	jobs      []chunkJob
+	overlaps  []int // region indices, grouped by job
 
 	read, decoded, delivered, missing atomic.Int64
 
@@ -86,6 +90,7 @@ type readOp struct {
 	reqJobs   []request
 	runs      [][2]int64
 	spans     [][2]int64 // modeBlosc jobs' needed runs
+	fillBuf   []byte
 	cacheKeys []string
 	inner     []int64
 	fresh     map[string]shardIndex
@@ -116,7 +121,7 @@ func (a *Array) getOp() *readOp {
 
 // putOp recycles op, dropping what refers to the caller's data.
 func (a *Array) putOp(op *readOp) {
-	op.regions, op.dsts, op.cache = nil, nil, nil
+	op.regions, op.dsts, op.cache, op.conv = nil, nil, nil, nil
 	clear(op.index)
 	clear(op.fresh)
 	op.read.Store(0)
@@ -132,7 +137,21 @@ func (a *Array) putOp(op *readOp) {
 // found there are neither fetched nor decoded, and chunks that are decoded
 // are decoded whole and kept there. A nil pool is ReadRegions.
 func (a *Array) ReadRegionsCached(ctx context.Context, cache ChunkPool, regions []Region, dsts [][]byte) (ReadStats, error) {
-	return a.readRegions(ctx, cache, regions, dsts)
+	return a.readRegions(ctx, cache, regions, dsts, nil)
+}
+
+// Convert writes len(src) bytes of elements to dst, changed element by
+// element (the same element in always gives the same element out, in the
+// same dtype); dst and src may be the same slice.
+type Convert func(dst, src []byte)
+
+// ReadRegionsConverted is ReadRegionsCached with every run of elements
+// passing through conv on its way from the decoded chunk (or the fill
+// value) into dsts: a change that keeps the dtype, such as replacing NaN,
+// is then made while the run is in cache from the copy, rather than in a
+// second pass over dsts. A nil conv is a plain copy.
+func (a *Array) ReadRegionsConverted(ctx context.Context, cache ChunkPool, regions []Region, dsts [][]byte, conv Convert) (ReadStats, error) {
+	return a.readRegions(ctx, cache, regions, dsts, conv)
 }
 
 // ReadRegions reads a batch of hyper-rectangles at once: every chunk (inner
@@ -143,10 +162,10 @@ func (a *Array) ReadRegionsCached(ctx context.Context, cache ChunkPool, regions 
 // array; dsts[i] must hold exactly the region's elements. Decoding is
 // spread over GOMAXPROCS goroutines.
 func (a *Array) ReadRegions(ctx context.Context, regions []Region, dsts [][]byte) (ReadStats, error) {
-	return a.readRegions(ctx, nil, regions, dsts)
+	return a.readRegions(ctx, nil, regions, dsts, nil)
 }
 
-func (a *Array) readRegions(ctx context.Context, cache ChunkPool, regions []Region, dsts [][]byte) (ReadStats, error) {
+func (a *Array) readRegions(ctx context.Context, cache ChunkPool, regions []Region, dsts [][]byte, conv Convert) (ReadStats, error) {
 	var st ReadStats
 	if len(regions) != len(dsts) {
 		return st, a.errorf("ReadRegions: %d regions but %d destinations", len(regions), len(dsts))
@@ -171,6 +190,13 @@ func (a *Array) readRegions(ctx context.Context, cache ChunkPool, regions []Regi
 	op := a.getOp()
 	defer a.putOp(op)
 	op.chain, op.regions, op.dsts, op.cache, op.hits = a.chain, regions, dsts, cache, 0
+	op.conv, op.fillValue = conv, a.Fill
+	if conv != nil {
+		// Converted once here, the fill is then repeated like any other.
+		op.fillValue = append(op.fillBuf[:0], a.Fill...)
+		conv(op.fillValue, op.fillValue)
+		op.fillBuf = op.fillValue
+	}
 	for sc := a.chain.shard; sc != nil; sc = sc.inner.shard {
 		op.chain = sc.inner
 	}
@@ -601,7 +627,7 @@ func (op *readOp) finish(c completion, reqJobs []request) error {
 func (op *readOp) scatter(job *chunkJob, chunk []byte) {
 	for _, ri := range op.jobRegions(job) {
 		b := op.overlapBox(job, op.regions[ri])
-		op.delivered.Add(copyBox(op.dsts[ri], op.regions[ri].Shape, chunk, op.a.ReadChunkShape, &b, op.a.DType.Size, nil))
+		op.delivered.Add(copyBox(op.dsts[ri], op.regions[ri].Shape, chunk, op.a.ReadChunkShape, &b, op.a.DType.Size, nil, op.conv))
 	}
 }
 
@@ -610,20 +636,23 @@ func (op *readOp) fill(job *chunkJob) {
 	op.missing.Add(1)
 	for _, ri := range op.jobRegions(job) {
 		b := op.overlapBox(job, op.regions[ri])
-		op.delivered.Add(copyBox(op.dsts[ri], op.regions[ri].Shape, nil, op.a.ReadChunkShape, &b, op.a.DType.Size, op.a.Fill))
+		op.delivered.Add(copyBox(op.dsts[ri], op.regions[ri].Shape, nil, op.a.ReadChunkShape, &b, op.a.DType.Size, op.fillValue, nil))
 	}
 }
 
 // copyBox copies box b of the chunk (C order, shape cshape) into dst (C
-// order, shape rshape), or writes fill there when chunk is nil. It returns
-// the bytes written.
-func copyBox(dst []byte, rshape []int64, chunk []byte, cshape []int64, b *box, size int, fill []byte) int64 {
+// order, shape rshape), through conv when it is set, or writes fill there
+// when chunk is nil. It returns the bytes written.
+func copyBox(dst []byte, rshape []int64, chunk []byte, cshape []int64, b *box, size int, fill []byte, conv Convert) int64 {
 	nd := len(rshape)
 	sz := int64(size)
 	if nd == 0 {
-		if chunk != nil {
+		switch {
+		case chunk != nil && conv != nil:
+			conv(dst[:size], chunk[:size])
+		case chunk != nil:
 			copy(dst[:size], chunk[:size])
-		} else {
+		default:
 			copy(dst[:size], fill)
 		}
 		return sz
@@ -659,6 +688,8 @@ func copyBox(dst []byte, rshape []int64, chunk []byte, cshape []int64, b *box, s
 		ro += b.at[k] * rstride[k]
 		out := dst[ro : ro+runBytes]
 		switch {
+		case chunk != nil && conv != nil:
+			conv(out, chunk[co:co+runBytes])
 		case chunk != nil:
 			copy(out, chunk[co:co+runBytes])
 		case zero:
