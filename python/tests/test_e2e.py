@@ -108,11 +108,21 @@ def test_shards_across_ranks_and_streams(tmp_path: Path, server: lsio_loader.Ser
     write_v3_zstd(tmp_path / "field.zarr", field_values(SHAPE), CHUNKS, DIMS)
     spec = write_spec(tmp_path, generic_spec("field.zarr", CROP, samples=25, batch_size=3))
     whole = collect(lsio_loader.iter_batches(spec, address=server.address, streams=1))
+    # 25 samples over 2 ranks × 3 streams: padded to 30 (the epoch's first
+    # 5 again), so that both ranks yield as many batches.
     parts: dict[int, dict[str, np.ndarray]] = {}
+    batch_counts = []
     for rank in range(2):
-        part = collect(lsio_loader.iter_batches(spec, address=server.address, rank=rank, world_size=2, streams=3))
-        assert not set(part) & set(parts), "ranks overlap"
-        parts.update(part)
+        batches = list(lsio_loader.iter_batches(spec, address=server.address, rank=rank, world_size=2, streams=3))
+        batch_counts.append(len(batches))
+        for batch in batches:
+            for i, idx in enumerate(np.asarray(batch["epoch_index"]).tolist()):
+                field = np.asarray(batch["field"][i])
+                if idx in parts:
+                    assert idx < 5, f"epoch_index {idx} served twice, not padding"
+                    np.testing.assert_array_equal(field, parts[idx]["field"], err_msg=f"padding repeats {idx} with other crops")
+                parts[idx] = {"field": field}
+    assert batch_counts[0] == batch_counts[1], f"batches per rank {batch_counts}"
     assert sorted(parts) == sorted(whole) == list(range(25))
     for idx in whole:
         np.testing.assert_array_equal(parts[idx]["field"], whole[idx]["field"])
