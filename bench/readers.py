@@ -10,7 +10,8 @@ READER is one of:
   zarr        zarr-python 3 + xarray (xr.open_zarr, lazy, no dask) in a torch
               Dataset, DataLoader(num_workers=cores, batch_size=B)
   tensorstore tensorstore's Python API, every crop of a batch read concurrently;
-              with --cache-pool, decoded chunks are kept in a cache_pool of that many bytes
+              with --cache-pool, decoded chunks are kept in a cache_pool of that many bytes;
+              with --warm-passes, that many untimed passes over the windows come first
 Every reader delivers float32 torch tensors of shape (B, *crop) and records,
 per crop, a checksum (the sum of the float32 bit patterns of every 61st element, NaN read
 as 0 as our output does by default), which run.py compares across readers:
