@@ -3,7 +3,7 @@ Arrow from a warm `loader serve -cache`, and tensorstore from its own warm
 in-process cache_pool, all reading exactly the same windows; crops/s and
 CPU-s per GB delivered, as ratios from the same run.
 
-    python bench/delivery.py [--store bench/data/satellite.zarr] [--crops 1152] [--rounds 5] [--results bench/RESULTS.md]
+    python bench/delivery.py [--store bench/data/satellite.zarr] [--crops 1152] [--rounds 7] [--results bench/RESULTS.md]
 
 Decoding is taken out of every reader: an untimed first pass fills the
 server's chunk cache, which every later pass of ours reads from; each
@@ -88,7 +88,7 @@ def main():
     p.add_argument("--array", default="data")
     p.add_argument("--driver", default="zarr3", help="tensorstore's driver for the store")
     p.add_argument("--crops", type=int, default=1152)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--cache", default="2GiB", help="`loader serve -cache`")
     p.add_argument("--workers", type=int, default=0, help="ours: DataLoader workers")
     p.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"), help="where the section goes ('' for nowhere)")

@@ -3,7 +3,7 @@ launches its own server as users do, to the first batch out of the
 DataLoader, beside tensorstore's open + first batch of the same windows;
 each in a fresh Python process, with the page cache warm.
 
-    python bench/first_batch.py [--store bench/data/satellite.zarr] [--repeats 7] [--results bench/RESULTS.md]
+    python bench/first_batch.py [--store bench/data/satellite.zarr] [--repeats 9] [--results bench/RESULTS.md]
 
 Both readers use the spec bench/run.py and bench/delivery.py use for the
 satellite workload (1152 iid crops, batch 32, 2 streams): ours' first batch
@@ -145,7 +145,7 @@ def main():
     p.add_argument("--array", default="data")
     p.add_argument("--driver", default="zarr3")
     p.add_argument("--crops", type=int, default=1152)
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"), help="where the section goes ('' for nowhere)")
     p.add_argument("--json", default=os.path.join(HERE, "data", "first_batch.json"))
     p.add_argument("--child", choices=READERS, help=argparse.SUPPRESS)
