@@ -108,6 +108,7 @@ bench: bench-readers bench-codecs bench-io
 bench-readers: build venv fio
 	bash bench/ocf/setup.sh
 	$(PY) bench/run.py
+	$(PY) bench/delivery.py && $(PY) bench/first_batch.py
 
 bench-codecs: venv
 	$(PY) bench/codecs/compare.py

@@ -543,7 +543,12 @@ def render(report, cores):
                 out.append(f"| {r['reader']} | {r['mode']} | {r['seconds']:.2f} | {fmt(r.get('cpu'), '.2f')} | "
                            f"{r['stored_gbps']:.3f} | {r['decoded_gbps']:.3f} |")
             out += ["", st.get("note", ""), ""]
+    used = sorted({f"{r['used']['delivery']} over {r['used']['address']}" for res in report["workloads"].values()
+                   for runs in res["runs"].values() for n, r in runs.items() if n in ("ours", "ours-blocked") and r.get("used")})
     out += ["## Targets", "", "- ≥ 10× zarr-python + xarray + DataLoader, ≥ 1.5× tensorstore, ≥ 70% of the smaller hardware limit: see the ratio columns above.",
+            "- Delivery: the ours and ours-blocked rows pass no delivery (unless run.py --delivery), so LoaderDataset launches its "
+            "server on a private unix socket and takes its default there, the shared-memory delivery; every pass records the one "
+            f"it used (this run: {', '.join(used) or 'n/a'}). bench/delivery.py compares it with Arrow and with tensorstore's warm cache (below).",
             "- Blocked order (`order: {mode: blocked, pool: ...}`): ours-blocked serves the workload's spec in the blocked epoch order; "
             "tensorstore-blocked reads exactly the windows ours-blocked served, in the same order, with its cache_pool set to the same memory. "
             "Their read amplification is computed from those windows through a least recently used pool of that size. "
