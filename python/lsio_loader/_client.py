@@ -195,7 +195,10 @@ def _flat_values(col: pa.Array) -> np.ndarray:
     """The values of a fixed-size-list (or tensor) column, zero-copy."""
     if isinstance(col, pa.ExtensionArray):
         col = col.storage
-    return _values(col.flatten())
+    # Not col.flatten(), whose first call imports pyarrow.compute (a
+    # quarter of a second, on the first batch of every process).
+    size = col.type.list_size
+    return _values(col.values)[col.offset * size:(col.offset + len(col)) * size]
 
 
 def _int64s(col: pa.Array) -> np.ndarray:

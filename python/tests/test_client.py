@@ -60,3 +60,19 @@ def test_retain_freed_memory(setting: str, applied: bool) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(applied)] * 2
+
+
+def test_flat_values_of_a_sliced_tensor_column() -> None:
+    # Views over the child buffer, not Array.flatten (which imports
+    # pyarrow.compute on a process's first batch): a slice must keep its
+    # offset, an extension (tensor) column reads through its storage.
+    import numpy as np
+    import pyarrow as pa
+
+    from lsio_loader._client import _flat_values
+
+    values = np.arange(24, dtype=np.float32)
+    lists = pa.FixedSizeListArray.from_arrays(pa.array(values), 4)
+    np.testing.assert_array_equal(_flat_values(lists.slice(2, 3)), values[8:20])
+    tensor = pa.ExtensionArray.from_storage(pa.fixed_shape_tensor(pa.float32(), [2, 2]), lists)
+    np.testing.assert_array_equal(_flat_values(tensor.slice(1, 2)), values[4:12])
