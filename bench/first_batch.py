@@ -61,11 +61,15 @@ def child(args):
         t0 = time.perf_counter()
         ds = lsio_loader.LoaderDataset(args.spec)
         t1 = time.perf_counter()
-        batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers)))
+        # The iterator stays alive past t2: dropping it would cancel the
+        # other streams and join their threads inside the timed span.
+        it = iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers))
+        batch = next(it)
         t2 = time.perf_counter()
         out.update(first_s=t2 - t0, steps={"LoaderDataset(...) (server start)": t1 - t0, "DataLoader to first batch": t2 - t1},
                    sums=checksums(batch["data"].numpy()), isel=batch["data.isel"].numpy().reshape(len(batch["data"]), -1, 2).tolist(),
                    delivery=ds.delivery)
+        del it
         ds.close()
     elif args.child.startswith("ours-steps"):
         from lsio_loader._client import batch_to_numpy, connect, get_flight_info, iter_endpoint, iter_endpoints_indexed, \
