@@ -186,14 +186,7 @@ func (c *Chain) fusedRow(dst, src []byte, stride int, lo, hi int, at Row, buf []
 			if f.normalises {
 				x = (x - m) * a
 			}
-			if x < cl {
-				x = cl
-			} else if x > ch {
-				x = ch
-			}
-			if x != x {
-				x = fill
-			}
+			x = clipFill(x, cl, ch, fill)
 			binary.LittleEndian.PutUint32(d[4*i:], math.Float32bits(x))
 		}
 		return
@@ -243,14 +236,7 @@ func (c *Chain) plainFloat32Row(d, src []byte, stride int, at Row) {
 		if f.normalises {
 			x = (x - m) * a
 		}
-		if x < cl {
-			x = cl
-		} else if x > ch {
-			x = ch
-		}
-		if x != x {
-			x = fill
-		}
+		x = clipFill(x, cl, ch, fill)
 		binary.LittleEndian.PutUint32(d[4*i:], math.Float32bits(x))
 	}
 }
@@ -417,18 +403,26 @@ func (f normaliseClipFill) Apply(row []float32, at Row) {
 	f.clipFillRow(row)
 }
 
+// clipFill clips x to [lo, hi] and replaces NaN (which no comparison
+// catches) by fill: the fused steps on one value, small enough to inline
+// into every row loop.
+func clipFill(x, lo, hi, fill float32) float32 {
+	if x < lo {
+		x = lo
+	} else if x > hi {
+		x = hi
+	}
+	if x != x {
+		x = fill
+	}
+	return x
+}
+
 func (f *normaliseClipFill) normaliseRow(row []float32, m, a float32) {
 	lo, hi, fill := f.lo, f.hi, f.fill
 	for i, x := range row {
 		x = (x - m) * a
-		if x < lo {
-			x = lo
-		} else if x > hi {
-			x = hi
-		}
-		if x != x {
-			x = fill
-		}
+		x = clipFill(x, lo, hi, fill)
 		row[i] = x
 	}
 }
@@ -436,14 +430,7 @@ func (f *normaliseClipFill) normaliseRow(row []float32, m, a float32) {
 func (f *normaliseClipFill) clipFillRow(row []float32) {
 	lo, hi, fill := f.lo, f.hi, f.fill
 	for i, x := range row {
-		if x < lo {
-			x = lo
-		} else if x > hi {
-			x = hi
-		}
-		if x != x {
-			x = fill
-		}
+		x = clipFill(x, lo, hi, fill)
 		row[i] = x
 	}
 }
