@@ -60,7 +60,8 @@ class LoaderDataset(IterableDataset):
 
     The server batches: use DataLoader(dataset, batch_size=None, num_workers=k).
     Each rank (torch.distributed, or rank/world_size) reads a disjoint share
-    of the epoch; within a rank the Flight endpoints are dealt to the
+    of the epoch, padded by repeating its first samples so that every rank
+    yields as many batches (as DistributedSampler pads); within a rank the Flight endpoints are dealt to the
     DataLoader workers (worker w takes endpoints w, w+k, ...), so every
     sample arrives once. address None launches a server, owned by this
     dataset and stopped by close() or at exit; else it is the address of a
