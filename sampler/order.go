@@ -580,8 +580,8 @@ func (p *Plan) blockSample(split string, epoch, i int64, e *epochBlocks, sl slot
 // g % worldSize == r, and stream s of streams takes every streams-th of
 // those, so what a rank reads does not depend on its number of streams
 // (or DataLoader workers), and ranks read disjoint samples (but for the
-// padding below). In the iid
-// order it is Batches of shard rank·streams+stream of worldSize·streams.
+// padding below). In the iid order it is Batches of shard
+// rank·streams+stream of worldSize·streams.
 // With more than one rank the epoch is padded (see paddedLen): in the iid
 // order to a whole number of samples per stream, in the blocked order to a
 // whole number of global batches per rank, repeating the epoch's first
