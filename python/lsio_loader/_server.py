@@ -136,7 +136,8 @@ class Server:
     Closed (SIGTERM, then wait) by close(), on leaving a `with` block, or at
     interpreter exit, whichever comes first. allow lists the only stores and
     files (directories, s3://bucket/prefix, https://host/prefix) its specs
-    may name; None: whatever this user can read.
+    may name; None: whatever this user can read. metrics ("HOST:PORT")
+    serves Prometheus text at http://HOST:PORT/metrics (`serve -metrics`).
     """
 
     def __init__(
@@ -148,6 +149,7 @@ class Server:
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
         allow: Sequence[str] | None = None,
+        metrics: str | None = None,
     ) -> None:
         self._socket_dir = None
         if address is None:
@@ -158,6 +160,8 @@ class Server:
         cmd = [binary or find_binary(), "serve", "--listen", address, "--log-level", log_level]
         for root in allow or ():
             cmd += ["--allow", root]
+        if metrics is not None:
+            cmd += ["--metrics", metrics]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         self._finalizer = weakref.finalize(self, _terminate, self._proc, self._socket_dir, stop_timeout)
         try:

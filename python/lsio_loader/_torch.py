@@ -99,6 +99,10 @@ class LoaderDataset(IterableDataset):
     here. DataLoader workers hand batches over as copies: with workers use
     DataLoader(pin_memory=True) instead.
 
+    metrics="HOST:PORT" makes the server this dataset launches serve
+    Prometheus metrics at http://HOST:PORT/metrics (with address given,
+    that server's own `loader serve -metrics` does).
+
     With num_workers=0 the main process reads all its endpoints at once,
     each in a thread, zero-copy: the crops are cut in the server, so this
     is the cheapest way to feed a GPU (pin and copy each batch with
@@ -124,9 +128,13 @@ class LoaderDataset(IterableDataset):
         delivery: str | None = None,
         shm_slots: int | None = None,
         pin_memory: bool = False,
+        metrics: str | None = None,
     ) -> None:
         super().__init__()
         address = _server_address(address, location)
+        if metrics is not None and address is not None:
+            raise ValueError(f"metrics={metrics!r} configures the server this dataset launches; the server at "
+                             f"{address} serves its own (loader serve -metrics)")
         if rank is None or world_size is None:
             distributed = dist.is_available() and dist.is_initialized()
             rank = (dist.get_rank() if distributed else 0) if rank is None else rank
@@ -155,7 +163,7 @@ class LoaderDataset(IterableDataset):
         self._server: Server | None = None
         if address is None:
             # The launched server may read the spec's own stores only.
-            self._server = Server(allow=spec_roots(spec))
+            self._server = Server(allow=spec_roots(spec), metrics=metrics)
             address = self._server.address
         self.address = address
         self.delivery = resolve_delivery(address, delivery)

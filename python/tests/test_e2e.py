@@ -343,3 +343,24 @@ def test_dataloader_workers_and_ranks_partition_the_epoch(server: lsio_loader.Se
     for idx, sample in whole.items():
         for name in ("nwp", "sat"):
             np.testing.assert_array_equal(seen[idx][name], sample[name], err_msg=f"sample {idx} source {name}")
+
+
+def test_launched_server_serves_metrics(tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    write_v3_zstd(tmp_path / "field.zarr", field_values(SHAPE), CHUNKS, DIMS)
+    spec = write_spec(tmp_path, generic_spec("field.zarr", CROP, samples=12, batch_size=4, streams=2))
+    with socket.socket() as s:  # a free loopback port for the server to take
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dataset = lsio_loader.LoaderDataset(spec, metrics=f"127.0.0.1:{port}")
+    try:
+        delivered = sum(len(b["epoch_index"]) for b in dataset)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    finally:
+        dataset.close()
+    assert delivered == 12
+    assert "lsio_crops_total 12\n" in text, "the launched server's counter of crops delivered"
+    with pytest.raises(ValueError, match="metrics="):
+        lsio_loader.LoaderDataset(spec, address="unix:///nonexistent.sock", metrics="127.0.0.1:1")
