@@ -33,14 +33,7 @@ type shmClient struct {
 
 func dialShm(t *testing.T, schema *arrow.Schema) *shmClient {
 	t.Helper()
-	raw, ok := schema.Metadata().GetValue(metaShm)
-	if !ok {
-		t.Fatalf("shm stream's schema lacks %s: %v", metaShm, schema.Metadata())
-	}
-	var ann shmAnnounce
-	if err := json.Unmarshal([]byte(raw), &ann); err != nil {
-		t.Fatal(err)
-	}
+	ann := shmAnnounced(t, schema)
 	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: ann.Socket, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
