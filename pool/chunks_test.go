@@ -4,18 +4,37 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
-	"github.com/lsio-loader/lsio-loader/internal/dirstore"
-	"github.com/lsio-loader/lsio-loader/internal/zarrwrite"
 	"math"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/lsio-loader/lsio-loader/internal/dirstore"
+	"github.com/lsio-loader/lsio-loader/internal/zarrwrite"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
 // writeStore writes an n×n float32 array of c×c blosc chunks and opens it.
 func writeStore(t *testing.T, n, c int64) *zarr.Array {
+	t.Helper()
+	return openArray(t, dirstore.New(writeArray(t, n, c)))
+}
+
+func openArray(t *testing.T, s zarr.Store) *zarr.Array {
+	t.Helper()
+	a, err := zarr.OpenArray(context.Background(), s, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// writeArray writes writeStore's array into a fresh directory.
+func writeArray(t *testing.T, n, c int64) string {
 	t.Helper()
 	dir := t.TempDir()
 	g, err := zarrwrite.CreateGroup(dir, 2)
@@ -44,11 +63,7 @@ func writeStore(t *testing.T, n, c int64) *zarr.Array {
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := zarr.OpenArray(context.Background(), dirstore.New(filepath.Clean(dir)), "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+	return filepath.Clean(dir)
 }
 
 // TestChunksReadsMatch reads the same crops with and without a pool,
@@ -148,6 +163,133 @@ func TestConcurrentPooledReads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// slowStore holds every chunk read until hold returns, and counts them.
+type slowStore struct {
+	zarr.Store
+	hold   func(ctx context.Context)
+	chunks atomic.Int64
+}
+
+func (s *slowStore) ReadBatch(ctx context.Context, reqs []zarr.ByteRange, done func(int, []byte, error)) {
+	if filepath.Base(reqs[0].Key) != "zarr.json" && filepath.Base(reqs[0].Key)[0] != '.' {
+		s.chunks.Add(int64(len(reqs)))
+		s.hold(ctx)
+	}
+	s.Store.ReadBatch(ctx, reqs, done)
+}
+
+// TestConcurrentMissesDecodeOnce reads the same crops from several
+// goroutines at once into an empty pool: each chunk is fetched and decoded
+// once, by whichever read claimed it first, and every read gets it.
+func TestConcurrentMissesDecodeOnce(t *testing.T) {
+	ctx := context.Background()
+	const n, c, readers = 256, 64, 4
+	dir := writeArray(t, n, c)
+	want := openArray(t, dirstore.New(dir))
+	s := &slowStore{Store: dirstore.New(dir), hold: func(context.Context) { time.Sleep(50 * time.Millisecond) }}
+	a := openArray(t, s)
+	p := NewChunks(1 << 30)
+	regions := []zarr.Region{{Start: []int64{10, 30}, Shape: []int64{100, 50}}, {Start: []int64{130, 120}, Shape: []int64{64, 100}}}
+	distinct := int64(2*2 + 2*3) // chunks under the two regions
+	var decoded atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, readers)
+	for range readers {
+		wg.Go(func() {
+			errs <- readAndCompare(ctx, a, want, p, regions, &decoded)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := decoded.Load(); got != distinct*c*c*4 {
+		t.Errorf("%d readers decoded %d bytes, want each of the %d chunks once (%d bytes)", readers, got, distinct, distinct*c*c*4)
+	}
+	if got := s.chunks.Load(); got != distinct {
+		t.Errorf("%d chunk reads, want %d", got, distinct)
+	}
+}
+
+// TestWaitersReadWhenTheClaimIsDropped cancels the read that claimed the
+// chunks while another waits on it: the waiting read fetches them itself.
+func TestWaitersReadWhenTheClaimIsDropped(t *testing.T) {
+	const n, c = 256, 64
+	dir := writeArray(t, n, c)
+	want := openArray(t, dirstore.New(dir))
+	entered := make(chan struct{}, 16)
+	first := true
+	var mu sync.Mutex
+	s := &slowStore{Store: dirstore.New(dir), hold: func(ctx context.Context) {
+		mu.Lock()
+		owner := first
+		first = false
+		mu.Unlock()
+		if owner {
+			entered <- struct{}{}
+			<-ctx.Done() // the claiming read stalls until cancelled
+		}
+	}}
+	a := openArray(t, s)
+	p := NewChunks(1 << 30)
+	regions := []zarr.Region{{Start: []int64{10, 30}, Shape: []int64{100, 50}}}
+	ownerCtx, cancel := context.WithCancel(context.Background())
+	ownerErr := make(chan error, 1)
+	go func() {
+		_, err := a.ReadRegionsCached(ownerCtx, p, regions, [][]byte{make([]byte, 100*50*4)})
+		ownerErr <- err
+	}()
+	<-entered
+	waiterErr := make(chan error, 1)
+	var decoded atomic.Int64
+	go func() { waiterErr <- readAndCompare(context.Background(), a, want, p, regions, &decoded) }()
+	time.Sleep(100 * time.Millisecond) // the waiter has claimed, and waits
+	cancel()
+	if err := <-ownerErr; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled claiming read: %v, want context.Canceled", err)
+	}
+	select {
+	case err := <-waiterErr:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting read hangs after the claiming read was cancelled")
+	}
+	if decoded.Load() == 0 {
+		t.Error("the waiting read decoded nothing: it cannot have read the chunks itself")
+	}
+	if _, held := p.Used(); held != 4 {
+		t.Errorf("pool holds %d chunks, want the 4 the waiting read decoded", held)
+	}
+}
+
+// readAndCompare reads regions through pool p and checks them against an
+// unpooled read of want, adding the bytes it decoded to decoded.
+func readAndCompare(ctx context.Context, a, want *zarr.Array, p *Chunks, regions []zarr.Region, decoded *atomic.Int64) error {
+	got, ref := make([][]byte, len(regions)), make([][]byte, len(regions))
+	for i, r := range regions {
+		got[i], ref[i] = make([]byte, r.Shape[0]*r.Shape[1]*4), make([]byte, r.Shape[0]*r.Shape[1]*4)
+	}
+	st, err := a.ReadRegionsCached(ctx, p, regions, got)
+	if err != nil {
+		return err
+	}
+	decoded.Add(st.BytesDecoded)
+	if _, err := want.ReadRegions(ctx, regions, ref); err != nil {
+		return err
+	}
+	for i := range regions {
+		if !bytes.Equal(got[i], ref[i]) {
+			return fmt.Errorf("region %d: pooled read differs from the unpooled one", i)
+		}
+	}
+	return nil
 }
 
 func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {

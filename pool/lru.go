@@ -12,9 +12,8 @@ import (
 
 // LRU keeps values up to a total cost, evicting the least recently used
 // first. It is safe for concurrent use. A miss is built by the caller
-// outside the lock; two concurrent misses on one key both build, and the
-// first Put wins, which costs time but never correctness since what is
-// kept is immutable.
+// outside the lock; two concurrent misses on one key both build (Chunks
+// claims keys so that they do not), and the first Put wins.
 type LRU[K comparable, V any] struct {
 	mu      sync.Mutex
 	budget  int64

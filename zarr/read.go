@@ -18,6 +18,7 @@ const (
 	modeBlosc         // blosc: fetch whole, decode only the needed blocks
 	modeAbsent        // known absent (empty inner chunk or missing shard)
 	modeCached        // decoded already, in the ChunkPool
+	modeWait          // being decoded into the ChunkPool by another read
 )
 
 // chunkJob is one read chunk that some regions overlap.
@@ -38,12 +39,17 @@ type chunkJob struct {
 	// modeRaw: the chunk assembled from its runs
 	buf []byte
 	// modeCached: the decoded chunk, owned by the cache
-	cached  []byte
+	cached []byte
+	// claimed: this read decodes the chunk for the ChunkPool, and must
+	// Keep or Drop it; modeWait: closed when the read that claimed it is done
+	claimed bool
+	wait    <-chan struct{}
 	pending atomic.Int32
 	missing atomic.Bool
 }
 
-// completion is one finished store request, or an absent chunk (req -1).
+// completion is one finished store request, or an absent or cached chunk
+// (req -1).
 type completion struct {
 	req  int
 	job  int
@@ -69,7 +75,7 @@ type readOp struct {
 	a     *Array
 	chain *codecChain // of the read chunks
 	cache ChunkPool   // nil: none
-	hits  int64
+	hits  atomic.Int64
 	// conv, when set, carries every run of elements into dsts; fill is
 	// the fill value as it comes out of conv.
 	conv      Convert
@@ -103,6 +109,7 @@ type readOp struct {
 	done     chan completion
 	deliver  func(i int, data []byte, err error)
 	wg       sync.WaitGroup
+	waiters  sync.WaitGroup // awaitChunk goroutines
 	errMu    sync.Mutex
 	firstErr error
 }
@@ -189,7 +196,8 @@ func (a *Array) readRegions(ctx context.Context, cache ChunkPool, regions []Regi
 	}
 	op := a.getOp()
 	defer a.putOp(op)
-	op.chain, op.regions, op.dsts, op.cache, op.hits = a.chain, regions, dsts, cache, 0
+	op.chain, op.regions, op.dsts, op.cache = a.chain, regions, dsts, cache
+	op.hits.Store(0)
 	op.conv, op.fillValue = conv, a.Fill
 	if conv != nil {
 		// Converted once here, the fill is then repeated like any other.
@@ -206,7 +214,7 @@ func (a *Array) readRegions(ctx context.Context, cache ChunkPool, regions []Regi
 	}
 	err := op.run(ctx)
 	st = ReadStats{Chunks: int64(len(op.jobs)), Missing: op.missing.Load(), BytesRead: op.read.Load(),
-		BytesDecoded: op.decoded.Load(), BytesDelivered: op.delivered.Load(), CacheHits: op.hits}
+		BytesDecoded: op.decoded.Load(), BytesDelivered: op.delivered.Load(), CacheHits: op.hits.Load()}
 	return st, err
 }
 
@@ -237,11 +245,17 @@ func (op *readOp) run(ctx context.Context) error {
 			continue
 		}
 		if op.cache != nil {
-			if data, ok := op.cache.Chunk(a, job.lin); ok {
+			data, ok, wait := op.cache.Claim(a, job.lin)
+			switch {
+			case ok:
 				job.mode, job.cached = modeCached, data
-				op.hits++
+				op.hits.Add(1)
+				continue
+			case wait != nil:
+				job.mode, job.wait = modeWait, wait
 				continue
 			}
+			job.claimed = true
 		}
 		job.lo, job.hi = op.neededSpan(job)
 		switch {
@@ -290,12 +304,19 @@ func (op *readOp) run(ctx context.Context) error {
 	for range workers {
 		go op.decodeWorker()
 	}
+	for j := range op.jobs {
+		if op.jobs[j].mode == modeWait {
+			op.waiters.Add(1)
+			go op.awaitChunk(j)
+		}
+	}
 	if len(reqs) > 0 {
 		if op.deliver == nil {
 			op.deliver = op.deliverRead
 		}
 		a.Store.ReadBatch(ctx, reqs, op.deliver)
 	}
+	op.waiters.Wait()
 	for range workers {
 		op.done <- completion{job: stopWorker}
 	}
@@ -304,6 +325,12 @@ func (op *readOp) run(ctx context.Context) error {
 	firstErr := op.firstErr
 	op.firstErr = nil
 	for j := range op.jobs {
+		if op.jobs[j].claimed {
+			// Failed, cancelled or absent: the readers waiting on this
+			// read's decode read the chunk themselves.
+			op.cache.Drop(a, op.jobs[j].lin)
+			op.jobs[j].claimed = false
+		}
 		if op.jobs[j].buf != nil {
 			a.pool.Put(op.jobs[j].buf)
 			op.jobs[j].buf = nil
@@ -319,6 +346,32 @@ const stopWorker = -1
 // in the op, so that each call does not allocate a fresh closure.
 func (op *readOp) deliverRead(i int, data []byte, err error) {
 	op.done <- completion{req: i, job: op.reqJobs[i].job, data: data, err: err}
+}
+
+// awaitChunk waits for the read that claimed job j's chunk to be done with
+// it, then takes the chunk from the pool, or, when that read kept nothing
+// (it failed, or the pool evicted the chunk at once), reads it here.
+func (op *readOp) awaitChunk(j int) {
+	defer op.waiters.Done()
+	a, job := op.a, &op.jobs[j]
+	select {
+	case <-job.wait:
+	case <-op.ctx.Done():
+		op.done <- completion{req: -1, job: j} // the decode worker reports the cancellation
+		return
+	}
+	data, ok, wait := op.cache.Claim(a, job.lin)
+	if ok {
+		job.mode, job.cached = modeCached, data
+		op.hits.Add(1)
+		op.done <- completion{req: -1, job: j}
+		return
+	}
+	// Claimed again by another read: read it anyway rather than wait twice.
+	job.mode, job.claimed = modeFull, wait == nil
+	a.Store.ReadBatch(op.ctx, []ByteRange{{Key: job.key, Offset: job.base, Length: job.size}}, func(_ int, data []byte, err error) {
+		op.done <- completion{req: 0, job: j, data: data, err: err}
+	})
 }
 
 // decodeWorker decodes and scatters completions until its stop mark.
@@ -620,6 +673,7 @@ func (op *readOp) finish(c completion, reqJobs []request) error {
 		out = append([]byte(nil), out...)
 	}
 	op.cache.Keep(a, job.lin, out)
+	job.claimed = false
 	return nil
 }
 
