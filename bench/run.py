@@ -223,6 +223,11 @@ def randomness(spec):
             r["space"] = float(line.rsplit(":", 1)[1].split("×")[0])
         elif "eighth" in line:
             r["eighths"] = [float(x) for x in line.split("[")[1].rstrip("]").split()]
+        elif "crop starts reached in space" in line:
+            this, over = re.findall(r"(\d+)% (?:this epoch|over epochs)", line)
+            r["reach"], r["reach_epochs"] = int(this) / 100, int(over) / 100
+        elif "order.pool" in line and "gives blocks of two chunks" in line:
+            r["wide_pool"] = line.split("order.pool ", 1)[1].split()[0]
     return r
 
 
@@ -526,7 +531,11 @@ def render(report, cores):
         if "eighths" in rnd:
             out += [f"Blocked order's randomness (`loader sample --randomness`): within-batch spread of crop starts {rnd['time']:.2f}× iid's in time "
                     f"and {rnd['space']:.2f}× in space (target ≥ 0.5×); share of crops per eighth of the time axis, × its uniform share "
-                    f"(target 0.5–1.5×): {', '.join(f'{x:.2f}' for x in rnd['eighths'])}.", ""]
+                    f"(target 0.5–1.5×): {', '.join(f'{x:.2f}' for x in rnd['eighths'])}."
+                    + (f" Crop starts reached in space: {rnd['reach']:.0%} this epoch, {rnd['reach_epochs']:.0%} over epochs (iid: 100%)"
+                       + (f": the blocks span one chunk along y and x, so no crop straddles a chunk border there; a pool of {rnd['wide_pool']} "
+                          "gives blocks of two chunks, which reach every start over epochs." if rnd.get("wide_pool") else ".")
+                       if "reach" in rnd else ""), ""]
         f = res["fio"]
         out += [f"fio (block = mean stored chunk size): sequential O_DIRECT io_uring {fmt(f['cold_seq_direct'], '.2f')} GB/s; random chunk-size O_DIRECT io_uring "
                 f"{fmt(f['cold_rand_direct'], '.2f')} GB/s; random buffered page cache ({cores} jobs) {fmt(f['warm_rand_buffered'], '.2f')} GB/s.", ""]

@@ -103,8 +103,11 @@ func (r *removedField) UnmarshalYAML(*yaml.Node) error { *r = true; return nil }
 // inside it, so a block's crops decode only its chunks there; along the
 // others (time) the cells split the starts, so every start is reached each
 // epoch, and a block reaches size−1 past its cell. The cell grid moves by
-// a seeded whole number of chunks each epoch, so over epochs every start
-// is reached along every dim.
+// a seeded whole number of chunks each epoch. Along a space dim whose
+// cells are two chunks or more, that reaches every start over epochs;
+// cells of one chunk (where the pool cannot hold blocks of two) never
+// reach the starts whose crop straddles a chunk border there, which
+// Randomness reports as SpaceReach.
 //
 // Georeferenced experiments: a block is a run of consecutive t0s (those in
 // one cell of dur ns, a whole number of the timed sources' chunks and at
@@ -122,7 +125,15 @@ type blockGeometry struct {
 	bytes int64
 	// resident is how many blocks a batch draws from at once.
 	resident int
+	// widePool, when set, is the pool that would give space cells of two
+	// chunks, reaching every start over epochs, where one-chunk cells do not.
+	widePool int64
 }
+
+// wideResident is how many blocks must be resident for the generic order
+// to take space cells of two chunks rather than one: wider cells reach the
+// starts that straddle chunk borders, but hold fewer blocks in a pool.
+const wideResident = 4
 
 // poolShare is how much of the pool resident blocks may fill: the rest is
 // slack for the blocks entering while others leave, so that least recently
@@ -141,32 +152,25 @@ func (p *Plan) planOrder() error {
 			g.generic = false
 		}
 	}
+	resident := func(bytes int64) int {
+		return int(min(int64(p.BatchSize), int64(o.Pool)/(poolShare*max(bytes, 1))))
+	}
 	if g.generic {
-		s, a := &p.Sources[0], p.Sources[0].Array
-		g.bytes = int64(a.DType.Size)
-		nSpace := min(len(s.Size)-1, 2)
-		for d, size := range s.Size {
-			inside := d >= len(s.Size)-nSpace
-			c, n := a.ReadChunkShape[d], a.Shape[d]
-			r := c * max(1, ceilDiv(max(2*(size-1), size), c))
-			step := c
-			if r >= n {
-				r, step = n, 0
-			}
-			g.cell, g.step, g.inside = append(g.cell, r), append(g.step, step), append(g.inside, inside)
-			reach := r
-			if !inside {
-				reach = min(r+size-1, n)
-			}
-			g.bytes *= min(ceilDiv(reach, c)*c, ceilDiv(n, c)*c) // edge chunks decode whole
-		}
-		for k := 1; k < len(p.Sources); k++ {
-			g.bytes += p.footprint(k, nil)
+		wide := p.genericGeometry(2)
+		narrow := p.genericGeometry(1)
+		switch {
+		case resident(wide.bytes) >= min(wideResident, p.BatchSize):
+			*g = *wide
+		case wide.bytes > narrow.bytes:
+			*g = *narrow
+			g.widePool = int64(min(wideResident, p.BatchSize)) * poolShare * wide.bytes
+		default:
+			*g = *narrow
 		}
 	} else {
 		p.geoGeometry(g)
 	}
-	g.resident = int(min(int64(p.BatchSize), int64(o.Pool)/(poolShare*max(g.bytes, 1))))
+	g.resident = resident(g.bytes)
 	if g.resident < 2 {
 		return fmt.Errorf("order.pool: %s is too small: a batch draws from at least 2 resident blocks of about %s of decoded chunks each, "+
 			"and the pool keeps %d× what resident blocks need; give at least %s", sizeString(int64(o.Pool)), sizeString(g.bytes),
@@ -176,14 +180,71 @@ func (p *Plan) planOrder() error {
 	return nil
 }
 
+// genericGeometry sizes the blocks of a generic experiment, with space
+// cells of at least minChunks chunks.
+func (p *Plan) genericGeometry(minChunks int64) *blockGeometry {
+	g := &blockGeometry{generic: true}
+	s, a := &p.Sources[0], p.Sources[0].Array
+	g.bytes = int64(a.DType.Size)
+	nSpace := min(len(s.Size)-1, 2)
+	for d, size := range s.Size {
+		inside := d >= len(s.Size)-nSpace
+		c, n := a.ReadChunkShape[d], a.Shape[d]
+		chunks := max(1, ceilDiv(max(2*(size-1), size), c))
+		if inside {
+			chunks = max(chunks, minChunks)
+		}
+		r, step := c*chunks, c
+		if r >= n {
+			r, step = n, 0
+		}
+		g.cell, g.step, g.inside = append(g.cell, r), append(g.step, step), append(g.inside, inside)
+		reach := r
+		if !inside {
+			reach = min(r+size-1, n)
+		}
+		g.bytes *= min(ceilDiv(reach, c)*c, ceilDiv(n, c)*c) // edge chunks decode whole
+	}
+	for k := 1; k < len(p.Sources); k++ {
+		g.bytes += p.footprint(k, nil)
+	}
+	return g
+}
+
+// cellsAlong cuts dim d of a generic experiment into cells of starts, the
+// grid moved by o.
+func (p *Plan) cellsAlong(d int, o int64) []cellRange {
+	g, s := p.blocks, &p.Sources[0]
+	shape, r, size := s.Array.Shape[d], g.cell[d], s.Size[d]
+	var cells []cellRange
+	b := o
+	if o > 0 {
+		b = o - r
+	}
+	for ; b < shape; b += r {
+		lo, hi := max(b, 0), min(b+r, shape)
+		switch {
+		case !g.inside[d] && lo <= shape-size:
+			cells = append(cells, cellRange{lo, min(hi-1, shape-size)})
+		case g.inside[d] && hi-lo >= size:
+			cells = append(cells, cellRange{lo, hi - size})
+		}
+	}
+	return cells
+}
+
+// String writes the size in MiB or GiB, rounded up to a tenth.
+func (b ByteSize) String() string { return sizeString(int64(b)) }
+
 func sizeString(n int64) string {
+	up := func(v float64) float64 { return math.Ceil(v*10) / 10 }
 	switch {
 	case n >= 1<<30:
-		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
+		return fmt.Sprintf("%.1fGiB", up(float64(n)/(1<<30)))
 	case n >= 1<<20:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+		return fmt.Sprintf("%.1fMiB", up(float64(n)/(1<<20)))
 	}
-	return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	return fmt.Sprintf("%.1fKiB", up(float64(n)/(1<<10)))
 }
 
 // geoGeometry sizes time cells and tiles from the sources' chunks.
@@ -315,28 +376,12 @@ func (p *Plan) blocksOf(split string, epoch int64, n int64) *epochBlocks {
 	e := &epochBlocks{}
 	var weights []float64
 	if g.generic {
-		s := &p.Sources[0]
-		for d, size := range s.Size {
-			shape, r := s.Array.Shape[d], g.cell[d]
+		for d := range p.Sources[0].Size {
 			o := int64(0)
 			if g.step[d] > 0 {
-				o = g.step[d] * int64(off.intn(uint64(r/g.step[d])))
+				o = g.step[d] * int64(off.intn(uint64(g.cell[d]/g.step[d])))
 			}
-			var cells []cellRange
-			b := o
-			if o > 0 {
-				b = o - r
-			}
-			for ; b < shape; b += r {
-				lo, hi := max(b, 0), min(b+r, shape)
-				switch {
-				case !g.inside[d] && lo <= shape-size:
-					cells = append(cells, cellRange{lo, min(hi-1, shape-size)})
-				case g.inside[d] && hi-lo >= size:
-					cells = append(cells, cellRange{lo, hi - size})
-				}
-			}
-			e.axes = append(e.axes, cells)
+			e.axes = append(e.axes, p.cellsAlong(d, o))
 		}
 		weights = make([]float64, e.n())
 		var digits []int

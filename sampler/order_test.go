@@ -333,3 +333,60 @@ func TestRanksYieldEqualBatches(t *testing.T) {
 		})
 	}
 }
+
+// TestGenericBlocksReachStarts checks the space reach Randomness reports
+// for a generic blocked experiment against the samples drawn: with a pool
+// for one-chunk cells no crop straddles a chunk border along y or x, in any
+// epoch, and the reach is below 1; with the pool it names, cells are two
+// chunks wide and, over epochs, crops straddle the borders too.
+func TestGenericBlocksReachStarts(t *testing.T) {
+	small := blockedPlan(t, "real_ukv_seviri.yaml", 256<<20, genericUKV)
+	r, err := small.Randomness("train", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.SpaceReachEpochs >= 1 || r.WidePool <= 256<<20 {
+		t.Fatalf("one-chunk cells: reach %.2f over epochs, wide pool %d; want < 1 and a pool above 256 MiB", r.SpaceReachEpochs, r.WidePool)
+	}
+	wide := blockedPlan(t, "real_ukv_seviri.yaml", r.WidePool, genericUKV)
+	rw, err := wide.Randomness("train", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rw.SpaceReachEpochs != 1 || rw.SpaceReach <= r.SpaceReach {
+		t.Fatalf("pool %d: reach %.2f this epoch, %.2f over epochs; want more than %.2f, and 1", r.WidePool, rw.SpaceReach, rw.SpaceReachEpochs, r.SpaceReach)
+	}
+	for _, tc := range []struct {
+		name      string
+		p         *Plan
+		straddles bool
+	}{{"one-chunk", small, false}, {"two-chunk", wide, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tc.p.Sources[0].Array
+			nd := len(a.Shape)
+			var straddled [2]bool
+			for epoch := range int64(8) {
+				n, err := tc.p.EpochLen("train")
+				if err != nil {
+					t.Fatal(err)
+				}
+				samples, err := tc.p.Samples("train", epoch, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range samples {
+					w := s.Windows[0]
+					for k, d := range []int{nd - 2, nd - 1} {
+						c, size := a.ReadChunkShape[d], tc.p.Sources[0].Size[d]
+						if w.Start[d]/c != (w.Start[d]+size-1)/c {
+							straddled[k] = true
+						}
+					}
+				}
+			}
+			if straddled != [2]bool{tc.straddles, tc.straddles} {
+				t.Errorf("crops straddling a chunk border along y, x over 8 epochs: %v, want both %v", straddled, tc.straddles)
+			}
+		})
+	}
+}

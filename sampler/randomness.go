@@ -25,6 +25,14 @@ type Randomness struct {
 	// epoch's crops divided by its share of the valid times: 1 everywhere
 	// is perfectly even coverage.
 	Eighths [8]float64
+	// SpaceReach is the share of the valid crop starts along the space
+	// dims that the epoch can draw, and SpaceReachEpochs the share that
+	// some epoch can: 1 but for generic blocked experiments whose space
+	// cells are one chunk (see blockGeometry), where crops never straddle a
+	// chunk border along those dims. WidePool is then the pool that would
+	// reach every start over epochs.
+	SpaceReach, SpaceReachEpochs float64
+	WidePool                     int64
 }
 
 // point is where a sample lies on the time and space axes.
@@ -79,6 +87,11 @@ func (p *Plan) Randomness(split string, epoch int64) (Randomness, error) {
 	for i := range r.Eighths {
 		r.Eighths[i] = 1
 	}
+	r.SpaceReach, r.SpaceReachEpochs = 1, 1
+	if p.Spec.Order.Mode == OrderBlocked && p.blocks.generic {
+		r.SpaceReach, r.SpaceReachEpochs = p.spaceReach(p.blocksOf(split, epoch, n))
+		r.WidePool = p.blocks.widePool
+	}
 	if !hasTime {
 		return r, nil
 	}
@@ -118,6 +131,48 @@ func (p *Plan) Randomness(split string, epoch int64) (Randomness, error) {
 		}
 	}
 	return r, nil
+}
+
+// spaceReach is the share of the start positions along the space dims (the
+// cells' dims whose crops lie inside them) that epoch blocks e reach, and
+// that the grid reaches at any of its offsets.
+func (p *Plan) spaceReach(e *epochBlocks) (epoch, epochs float64) {
+	g, s := p.blocks, &p.Sources[0]
+	epoch, epochs = 1, 1
+	for d := range s.Size {
+		if !g.inside[d] {
+			continue
+		}
+		valid := s.Array.Shape[d] - s.Size[d] + 1
+		if valid <= 0 {
+			continue
+		}
+		var n int64
+		for _, c := range e.axes[d] {
+			n += c.hi - c.lo + 1
+		}
+		epoch *= float64(n) / float64(valid)
+		offsets := int64(1)
+		if g.step[d] > 0 {
+			offsets = g.cell[d] / g.step[d]
+		}
+		reached := make([]bool, valid)
+		for k := range offsets {
+			for _, c := range p.cellsAlong(d, k*g.step[d]) {
+				for v := c.lo; v <= c.hi; v++ {
+					reached[v] = true
+				}
+			}
+		}
+		n = 0
+		for _, ok := range reached {
+			if ok {
+				n++
+			}
+		}
+		epochs *= float64(n) / float64(valid)
+	}
+	return epoch, epochs
 }
 
 // point places s: for generic experiments by the first source's start.

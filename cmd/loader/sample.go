@@ -79,6 +79,10 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "within-batch spread in time:  %.3g %s (iid %.3g): %.2f× iid\n", r.Time, r.TimeUnit, r.IIDTime, r.TimeSpread)
 		fmt.Fprintf(stdout, "within-batch spread in space: %.3g %s (iid %.3g): %.2f× iid\n", r.Space, r.SpaceUnit, r.IIDSpace, r.SpaceSpread)
 		fmt.Fprintf(stdout, "coverage per eighth of the time axis (× uniform share): %.2f\n", r.Eighths)
+		fmt.Fprintf(stdout, "crop starts reached in space: %.0f%% this epoch, %.0f%% over epochs (iid 100%%)\n", 100*r.SpaceReach, 100*r.SpaceReachEpochs)
+		if r.SpaceReachEpochs < 1 && r.WidePool > 0 {
+			fmt.Fprintf(stdout, "  blocks span one chunk along the space dims, so no crop straddles a chunk border there; order.pool %s or more gives blocks of two chunks, which reach every start over epochs\n", sampler.ByteSize(r.WidePool))
+		}
 		return nil
 	}
 	epochLen, err := plan.EpochLen(*split)

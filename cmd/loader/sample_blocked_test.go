@@ -55,7 +55,7 @@ print(len(a["t0"]), "samples agree")
 	if err := runSample(context.Background(), []string{filepath.Join(dir, "local.yaml"), "--randomness"}, &r); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(r.String(), "order blocked") || !strings.Contains(r.String(), "× iid") {
+	if !strings.Contains(r.String(), "order blocked") || !strings.Contains(r.String(), "× iid") || !strings.Contains(r.String(), "crop starts reached in space: 100% this epoch, 100% over epochs") {
 		t.Fatalf("--randomness printed %q", r.String())
 	}
 	t.Logf("%s", r.String())
