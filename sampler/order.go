@@ -195,7 +195,10 @@ func (p *Plan) genericGeometry(minChunks int64) *blockGeometry {
 			chunks = max(chunks, minChunks)
 		}
 		r, step := c*chunks, c
-		if r >= n {
+		if r >= n || !inside && r >= n-size+1 {
+			// One cell: the dim holds no more chunks, or (time) no more
+			// starts, than a cell; moving a grid of cells would only split
+			// the starts into cells that decode the same chunks.
 			r, step = n, 0
 		}
 		g.cell, g.step, g.inside = append(g.cell, r), append(g.step, step), append(g.inside, inside)
