@@ -318,7 +318,7 @@ func (s *Server) plan(ctx context.Context, req *Request) (*sampler.Plan, error) 
 	if err != nil {
 		return nil, requestError{err}
 	}
-	s.plans.Put(key, p)
+	s.plans.Put(key, p, nil)
 	return p, nil
 }
 
@@ -418,7 +418,7 @@ func (s *Server) chunkPool(key string, plan *sampler.Plan) *pool.Chunks {
 		return c
 	}
 	c := pool.NewChunks(int64(plan.Spec.Order.Pool))
-	s.pools.Put(key, c)
+	s.pools.Put(key, c, nil)
 	s.limitMemory(int64(plan.Spec.Order.Pool))
 	return c
 }

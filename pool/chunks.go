@@ -12,12 +12,24 @@ import (
 // decoded again. Share one between the readers that should share chunks:
 // the streams of a blocked experiment, or a whole server (`serve -cache`).
 // It implements zarr.ChunkPool: a chunk that several readers miss at once
-// is decoded by the first, the others waiting for it.
+// is decoded by the first, the others waiting for it; an evicted chunk's
+// buffer goes back to its array for later decodes once every reader that
+// claimed it has released it (fresh buffers cost a page fault per 4 KiB).
 type Chunks struct {
-	lru *LRU[chunkKey, []byte]
+	lru *LRU[chunkKey, *kept]
 
 	mu       sync.Mutex
 	decoding map[chunkKey]chan struct{} // claimed chunks; closed on Keep or Drop
+	readers  map[*byte]*kept            // chunks that readers copy out of
+	evicted  []*kept                    // scratch of Keep
+}
+
+// kept is one decoded chunk and who holds it.
+type kept struct {
+	arr     *zarr.Array
+	data    []byte
+	readers int  // Claims not yet released
+	inLRU   bool // not evicted yet
 }
 
 // chunkKey names a read chunk: the array (its store and path) and the
@@ -30,20 +42,26 @@ type chunkKey struct {
 // NewChunks returns a pool holding at most budget bytes of decoded chunks.
 func NewChunks(budget int64) *Chunks {
 	return &Chunks{
-		lru:      NewLRU[chunkKey](budget, func(b []byte) int64 { return int64(len(b)) }),
+		lru:      NewLRU[chunkKey](budget, func(k *kept) int64 { return int64(len(k.data)) }),
 		decoding: map[chunkKey]chan struct{}{},
+		readers:  map[*byte]*kept{},
 	}
 }
 
-// Claim returns the decoded chunk if it is kept; if not, a channel closed
-// when the reader decoding it is done, or, when no reader is, nil: the
-// caller has claimed the chunk and must Keep or Drop it.
+// Claim returns the decoded chunk if it is kept, which the caller gives
+// back with Release once it has copied what it needs; if it is not kept,
+// a channel closed when the reader decoding it is done, or, when no reader
+// is, nil: the caller has claimed the chunk and must Keep or Drop it.
 func (c *Chunks) Claim(a *zarr.Array, chunk int64) ([]byte, bool, <-chan struct{}) {
 	k := chunkKey{a, chunk}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if data, ok := c.lru.Get(k); ok {
-		return data, true, nil
+	if e, ok := c.lru.Get(k); ok {
+		if e.readers == 0 {
+			c.readers[&e.data[0]] = e
+		}
+		e.readers++
+		return e.data, true, nil
 	}
 	if wait, ok := c.decoding[k]; ok {
 		return nil, false, wait
@@ -52,19 +70,55 @@ func (c *Chunks) Claim(a *zarr.Array, chunk int64) ([]byte, bool, <-chan struct{
 	return nil, false, nil
 }
 
+// Release gives back a chunk that Claim returned.
+func (c *Chunks) Release(data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.readers[&data[0]]
+	if e == nil {
+		return
+	}
+	if e.readers--; e.readers == 0 {
+		delete(c.readers, &data[0])
+		if !e.inLRU {
+			e.arr.Recycle(e.data)
+		}
+	}
+}
+
 // Keep holds data, which the pool then owns and nobody may modify, and
 // ends a claim on the chunk.
 func (c *Chunks) Keep(a *zarr.Array, chunk int64, data []byte) {
 	k := chunkKey{a, chunk}
+	if len(data) == 0 {
+		c.Drop(a, chunk)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	// Kept before the waiters wake, so that their Claim finds it.
-	c.lru.Put(k, data)
-	c.release(k)
+	e := &kept{arr: a, data: data, inLRU: true}
+	ok, evicted := c.lru.Put(k, e, c.evicted[:0])
+	if !ok {
+		a.Recycle(data)
+	}
+	for _, old := range evicted {
+		old.inLRU = false
+		if old.readers == 0 {
+			old.arr.Recycle(old.data)
+		}
+	}
+	clear(evicted)
+	c.evicted = evicted[:0]
+	if wait, ok := c.decoding[k]; ok {
+		close(wait)
+		delete(c.decoding, k)
+	}
 }
 
 // Drop ends a claim on the chunk without keeping anything.
-func (c *Chunks) Drop(a *zarr.Array, chunk int64) { c.release(chunkKey{a, chunk}) }
-
-func (c *Chunks) release(k chunkKey) {
+func (c *Chunks) Drop(a *zarr.Array, chunk int64) {
+	k := chunkKey{a, chunk}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if wait, ok := c.decoding[k]; ok {

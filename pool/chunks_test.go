@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -295,12 +296,14 @@ func readAndCompare(ctx context.Context, a, want *zarr.Array, p *Chunks, regions
 func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
 	c := NewLRU[string](3, func(int) int64 { return 1 })
 	for i, k := range []string{"a", "b", "c"} {
-		c.Put(k, i)
+		c.Put(k, i, nil)
 	}
 	if _, ok := c.Get("a"); !ok {
 		t.Fatal("a missing")
 	}
-	c.Put("d", 3) // evicts b, the least recently used
+	if kept, evicted := c.Put("d", 3, nil); !kept || len(evicted) != 1 || evicted[0] != 1 { // b, the least recently used
+		t.Fatalf("Put d: kept %v, evicted %v; want true, [1]", kept, evicted)
+	}
 	for k, want := range map[string]bool{"a": true, "b": false, "c": true, "d": true} {
 		if _, ok := c.Get(k); ok != want {
 			t.Errorf("%s kept = %v, want %v", k, ok, want)
@@ -308,5 +311,73 @@ func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 	if used, n := c.Used(); used != 3 || n != 3 {
 		t.Errorf("used %d in %d, want 3 in 3", used, n)
+	}
+}
+
+// TestEvictedChunksRecycleOnlyWhenReleased: a chunk a reader still holds is
+// not recycled when the pool evicts it, however many decodes follow, and
+// every claim is given back once reads are done.
+func TestEvictedChunksRecycleOnlyWhenReleased(t *testing.T) {
+	ctx := context.Background()
+	const n, c = 256, 64
+	a := writeStore(t, n, c)
+	p := NewChunks(2 * c * c * 4)
+	read := func(i, j int64) {
+		t.Helper()
+		r := zarr.Region{Start: []int64{i * c, j * c}, Shape: []int64{c, c}}
+		if _, err := a.ReadRegionsCached(ctx, p, []zarr.Region{r}, [][]byte{make([]byte, c*c*4)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read(0, 0)
+	held, ok, _ := p.Claim(a, 0)
+	if !ok {
+		t.Fatal("chunk (0, 0) not kept after a read")
+	}
+	snapshot := bytes.Clone(held)
+	for i := range int64(4) {
+		for j := range int64(4) {
+			read(i, (j+1)%4) // evicts (0, 0) early on, then decodes into recycled buffers
+		}
+	}
+	if !bytes.Equal(held, snapshot) {
+		t.Fatal("a claimed chunk changed after its eviction: its buffer was recycled while read")
+	}
+	p.Release(held)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.readers) != 0 || len(p.decoding) != 0 {
+		t.Errorf("after the reads: %d chunks still claimed by readers, %d being decoded; want none", len(p.readers), len(p.decoding))
+	}
+}
+
+// TestEvictedChunksServeLaterDecodes: once the pool is full, a read that
+// evicts a chunk decodes into the evicted chunk's buffer rather than fresh
+// memory (which costs a page fault per 4 KiB).
+func TestEvictedChunksServeLaterDecodes(t *testing.T) {
+	ctx := context.Background()
+	const n, c = 256, 64
+	const chunkBytes = c * c * 4
+	a := writeStore(t, n, c)
+	p := NewChunks(2 * chunkBytes)
+	dst := [][]byte{make([]byte, chunkBytes)}
+	read := func(k int64) {
+		r := zarr.Region{Start: []int64{k / 4 * c, k % 4 * c}, Shape: []int64{c, c}}
+		if _, err := a.ReadRegionsCached(ctx, p, []zarr.Region{r}, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k := range int64(16) {
+		read(k)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const reads = 64
+	for k := range int64(reads) {
+		read(k % 16) // every read a miss that evicts
+	}
+	runtime.ReadMemStats(&after)
+	if perRead := (after.TotalAlloc - before.TotalAlloc) / reads; perRead > chunkBytes/2 {
+		t.Errorf("%d bytes allocated per read that decodes a %d-byte chunk: evicted buffers are not reused", perRead, chunkBytes)
 	}
 }

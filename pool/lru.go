@@ -1,8 +1,8 @@
 // Package pool holds decoded data for reuse within a budget: the decoded
 // chunks that the blocked epoch order and `serve -cache` keep across
 // batches, and the server's small caches of plans. Entries are immutable
-// once added; evicted ones are left to the garbage collector rather than
-// recycled, since a concurrent reader may still be copying out of them.
+// once added; an evicted chunk's buffer is recycled once no reader still
+// copies out of it.
 package pool
 
 import (
@@ -50,26 +50,29 @@ func (c *LRU[K, V]) Get(key K) (V, bool) {
 }
 
 // Put keeps value under key, evicting the least recently used values
-// until it fits. A value costing more than the whole budget is not kept;
-// a key already present keeps its first value.
-func (c *LRU[K, V]) Put(key K, value V) {
+// until it fits, and returns whether it kept value and what it evicted
+// (appended to evicted). A value costing more than the whole budget is not
+// kept; a key already present keeps its first value.
+func (c *LRU[K, V]) Put(key K, value V, evicted []V) (kept bool, _ []V) {
 	n := c.cost(value)
 	if n > c.budget {
-		return
+		return false, evicted
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[key]; ok {
 		c.order.MoveToFront(e)
-		return
+		return false, evicted
 	}
 	for c.used+n > c.budget {
 		old := c.order.Remove(c.order.Back()).(*entry[K, V])
 		delete(c.entries, old.key)
 		c.used -= old.cost
+		evicted = append(evicted, old.value)
 	}
 	c.entries[key] = c.order.PushFront(&entry[K, V]{key: key, value: value, cost: n})
 	c.used += n
+	return true, evicted
 }
 
 // Hits is how many Gets found their key.

@@ -80,6 +80,10 @@ func (s *ReadStats) Add(o ReadStats) {
 	s.CacheHits += o.CacheHits
 }
 
+// Recycle gives a decoded chunk that a ChunkPool held back for the array's
+// later decodes, once nothing reads it any more.
+func (a *Array) Recycle(chunk []byte) { a.pool.Put(chunk) }
+
 // NumElements returns the number of elements of the whole array.
 func (a *Array) NumElements() int64 {
 	n := int64(1)

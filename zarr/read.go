@@ -325,6 +325,11 @@ func (op *readOp) run(ctx context.Context) error {
 	firstErr := op.firstErr
 	op.firstErr = nil
 	for j := range op.jobs {
+		if op.jobs[j].cached != nil {
+			// Not scattered: the read failed or was cancelled first.
+			op.cache.Release(op.jobs[j].cached)
+			op.jobs[j].cached = nil
+		}
 		if op.jobs[j].claimed {
 			// Failed, cancelled or absent: the readers waiting on this
 			// read's decode read the chunk themselves.
@@ -604,6 +609,7 @@ func (op *readOp) finish(c completion, reqJobs []request) error {
 	if c.req < 0 {
 		if job.mode == modeCached {
 			op.scatter(job, job.cached)
+			op.cache.Release(job.cached)
 			job.cached = nil
 			return nil
 		}
@@ -668,9 +674,14 @@ func (op *readOp) finish(c completion, reqJobs []request) error {
 		a.pool.Put(held)
 		return nil
 	}
-	if held == nil {
+	switch {
+	case held == nil:
 		// out is the store's buffer, which goes back to the store.
 		out = append([]byte(nil), out...)
+	case len(held) > 0 && len(out) > 0 && &held[0] == &out[0]:
+		// Kept at the capacity the buffer pool gave it, so that once
+		// evicted it is recycled into the class chunk decodes take from.
+		out = held[:len(out)]
 	}
 	op.cache.Keep(a, job.lin, out)
 	job.claimed = false
