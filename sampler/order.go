@@ -541,26 +541,73 @@ func apportion(n int64, weights []float64) []int64 {
 // block b.
 type slot struct{ b, j int32 }
 
+// blockRun is the samples [lo, hi) of block b.
+type blockRun struct {
+	b      int32
+	lo, hi int64
+}
+
+// runs lists every block's samples, the blocks in the epoch's order.
+func (e *epochBlocks) runs() []blockRun {
+	out := make([]blockRun, 0, len(e.order))
+	for _, b := range e.order {
+		out = append(out, blockRun{b, 0, e.counts[b]})
+	}
+	return out
+}
+
+// rankRuns is rank's part of an epoch of n samples whose blocks are all:
+// the blocks in the epoch's order cut into worldSize runs of consecutive
+// blocks holding n/worldSize samples each (the first n%worldSize ranks one
+// more), so that each rank decodes its own blocks, and at most one block
+// at each cut is shared by two ranks.
+func rankRuns(all []blockRun, n int64, rank, worldSize int) []blockRun {
+	w, r := int64(worldSize), int64(rank)
+	start := r*(n/w) + min(r, n%w)
+	end := start + n/w
+	if r < n%w {
+		end++
+	}
+	var out []blockRun
+	var at int64 // samples before the current run
+	for _, run := range all {
+		lo, hi := max(run.lo, run.lo+start-at), min(run.hi, run.lo+end-at)
+		if lo < hi {
+			out = append(out, blockRun{run.b, lo, hi})
+		}
+		at += run.hi - run.lo
+		if at >= end {
+			break
+		}
+	}
+	return out
+}
+
 // sequence lays out a blocked epoch: blocks enter in the epoch's order,
 // resident at most g.resident at a time, and each position draws from a
 // resident block with probability proportional to the samples it has
 // left, so blocks drain together and every batch mixes many of them.
 func (p *Plan) sequence(split string, epoch int64, e *epochBlocks, n int64) []slot {
 	rng := counterRNG{key: key(p.Spec.Seed, hashString(split), uint64(epoch), 0x5e9)}
+	return p.sequenceOf(rng, e.runs(), n)
+}
+
+// sequenceOf lays out at most n positions of runs, drawing with rng.
+func (p *Plan) sequenceOf(rng counterRNG, runs []blockRun, n int64) []slot {
 	out := make([]slot, 0, n)
 	type live struct {
 		b         int32
 		next, end int64
 	}
 	res := make([]live, 0, p.blocks.resident)
-	nextBlock := 0
+	nextRun := 0
 	var left int64
 	for int64(len(out)) < n {
-		for len(res) < p.blocks.resident && nextBlock < len(e.order) {
-			b := e.order[nextBlock]
-			nextBlock++
-			res = append(res, live{b: b, end: e.counts[b]})
-			left += e.counts[b]
+		for len(res) < p.blocks.resident && nextRun < len(runs) {
+			run := runs[nextRun]
+			nextRun++
+			res = append(res, live{b: run.b, next: run.lo, end: run.hi})
+			left += run.hi - run.lo
 		}
 		if left == 0 {
 			break // no block has samples left: nothing fits (cannot happen with a valid plan)
@@ -578,6 +625,44 @@ func (p *Plan) sequence(split string, epoch int64, e *epochBlocks, n int64) []sl
 		}
 	}
 	return out
+}
+
+// rankSequence is rank's positions of a blocked epoch of n samples, and
+// each one's position in the whole epoch's sequence (its Sample.Index).
+// One rank reads the epoch's sequence; with more, each rank lays out its
+// own blocks (rankRuns) the same way, so that ranks divide the decoding
+// as well as the samples, and together read the one-rank epoch.
+func (p *Plan) rankSequence(split string, epoch int64, e *epochBlocks, n int64, rank, worldSize int) (seq []slot, index []int64) {
+	global := p.sequence(split, epoch, e, n)
+	if worldSize == 1 {
+		return global, nil
+	}
+	runs := rankRuns(e.runs(), n, rank, worldSize)
+	var share int64
+	first := make(map[int32]int, len(runs)) // block → its run
+	for k, run := range runs {
+		share += run.hi - run.lo
+		first[run.b] = k
+	}
+	rng := counterRNG{key: key(p.Spec.Seed, hashString(split), uint64(epoch), 0x5e9, uint64(rank), uint64(worldSize))}
+	seq = p.sequenceOf(rng, runs, share)
+	at := make(map[slot]int64, len(seq))
+	for i, sl := range global {
+		if k, ok := first[sl.b]; ok && int64(sl.j) >= runs[k].lo && int64(sl.j) < runs[k].hi {
+			at[sl] = int64(i)
+		}
+	}
+	index = make([]int64, len(seq), ceilDiv(n, int64(worldSize)))
+	for i, sl := range seq {
+		index[i] = at[sl]
+	}
+	// Padding, as torch's DistributedSampler pads: the epoch's first
+	// positions again, for the ranks one sample short.
+	for i := int64(0); int64(len(seq)) < ceilDiv(n, int64(worldSize)); i++ {
+		seq = append(seq, global[i%n])
+		index = append(index, i%n)
+	}
+	return seq, index
 }
 
 // blockSample draws the j-th sample of block b, at epoch position i.
@@ -623,17 +708,16 @@ func (p *Plan) blockSample(split string, epoch, i int64, e *epochBlocks, sl slot
 }
 
 // StreamBatches yields the batches of one stream of one rank of an epoch.
-// In the blocked order the epoch is cut into global batches of BatchSize
-// consecutive positions; rank r of worldSize takes global batches g with
-// g % worldSize == r, and stream s of streams takes every streams-th of
-// those, so what a rank reads does not depend on its number of streams
-// (or DataLoader workers), and ranks read disjoint samples (but for the
-// padding below). In the iid order it is Batches of shard
-// rank·streams+stream of worldSize·streams.
-// With more than one rank the epoch is padded (see paddedLen): in the iid
-// order to a whole number of samples per stream, in the blocked order to a
-// whole number of global batches per rank, repeating the epoch's first
-// ones, so that every rank yields as many batches.
+// In the blocked order each rank reads its own blocks (rankSequence), cut
+// into batches of BatchSize consecutive positions, and stream s of streams
+// takes every streams-th batch, so what a rank reads does not depend on
+// its number of streams (or DataLoader workers), and ranks read disjoint
+// samples (but for the padding below). In the iid order it is Batches of
+// shard rank·streams+stream of worldSize·streams.
+// With more than one rank the epoch is padded: in the iid order to a
+// whole number of samples per stream (see paddedLen), in the blocked order
+// to ceil(n/worldSize) samples per rank, repeating the epoch's first
+// positions, so that every rank yields as many batches.
 func (p *Plan) StreamBatches(split string, epoch int64, rank, worldSize, stream, streams int) iter.Seq[[]Sample] {
 	return p.StreamBatchesFrom(split, epoch, rank, worldSize, stream, streams, 0)
 }
@@ -653,17 +737,17 @@ func (p *Plan) StreamBatchesFrom(split string, epoch int64, rank, worldSize, str
 			return
 		}
 		e := p.blocksOf(split, epoch, n)
-		seq := p.sequence(split, epoch, e, n)
+		seq, index := p.rankSequence(split, epoch, e, n, rank, worldSize)
 		bs := int64(p.BatchSize)
-		stride := int64(worldSize) * int64(streams)
-		batches := ceilDiv(n, bs)
-		padded := paddedLen(batches, int64(worldSize))
 		var digits []int
-		for g := int64(rank) + int64(stream)*int64(worldSize) + from*stride; g < padded; g += stride {
+		for k := int64(stream) + from*int64(streams); k*bs < int64(len(seq)); k += int64(streams) {
 			batch := make([]Sample, 0, p.BatchSize)
-			at := g % batches
-			for i := at * bs; i < min((at+1)*bs, int64(len(seq))); i++ {
-				batch = append(batch, p.blockSample(split, epoch, i, e, seq[i], digits))
+			for i := k * bs; i < min((k+1)*bs, int64(len(seq))); i++ {
+				at := i
+				if index != nil {
+					at = index[i]
+				}
+				batch = append(batch, p.blockSample(split, epoch, at, e, seq[i], digits))
 			}
 			if !yield(batch) {
 				return
@@ -694,19 +778,14 @@ func (p *Plan) StreamLen(split string, rank, worldSize, stream, streams int) int
 		}
 		return shareOf(n, int64(rank*streams+stream), shards)
 	}
+	// A rank's share of the blocked epoch (padded), in batches all full
+	// but its last.
+	m := ceilDiv(n, int64(worldSize))
 	bs := int64(p.BatchSize)
-	batches := ceilDiv(n, bs)
-	size := func(g int64) int64 { return min((g%batches+1)*bs, n) - g%batches*bs }
-	first := int64(rank) + int64(stream)*int64(worldSize)
-	// The epoch's own batches, all full but its last, then the padding.
-	total := shareOf(batches, first, shards) * bs
-	if last := batches - 1; last%shards == first {
-		total -= bs - size(last)
-	}
-	for g := batches; g < paddedLen(batches, int64(worldSize)); g++ {
-		if g%shards == first {
-			total += size(g)
-		}
+	batches := ceilDiv(m, bs)
+	total := shareOf(batches, int64(stream), int64(streams)) * bs
+	if last := batches - 1; last >= 0 && last%int64(streams) == int64(stream) {
+		total -= last*bs + bs - m
 	}
 	return total
 }

@@ -87,9 +87,9 @@ func TestBlockedShardsAndStreams(t *testing.T) {
 						}
 					}
 					for i := range reference {
-						// Padding repeats the epoch's first batches for the
-						// ranks that would otherwise have one batch less.
-						pad := (paddedLen(ceilDiv(n, int64(p.BatchSize)), int64(world)) - ceilDiv(n, int64(p.BatchSize))) * int64(p.BatchSize)
+						// Padding repeats the epoch's first positions for
+						// the ranks that would otherwise have one sample less.
+						pad := int64(world)*ceilDiv(n, int64(world)) - n
 						if union[i] && i >= pad {
 							t.Fatalf("world %d: position %d read by two ranks", world, i)
 						}
@@ -388,5 +388,84 @@ func TestGenericBlocksReachStarts(t *testing.T) {
 				t.Errorf("crops straddling a chunk border along y, x over 8 epochs: %v, want both %v", straddled, tc.straddles)
 			}
 		})
+	}
+}
+
+func TestRankRuns(t *testing.T) {
+	all := []blockRun{{7, 0, 5}, {3, 0, 3}, {9, 0, 4}}
+	for _, tc := range []struct {
+		world int
+		want  [][]blockRun
+	}{
+		{1, [][]blockRun{all}},
+		{2, [][]blockRun{{{7, 0, 5}, {3, 0, 1}}, {{3, 1, 3}, {9, 0, 4}}}},
+		{3, [][]blockRun{{{7, 0, 4}}, {{7, 4, 5}, {3, 0, 3}}, {{9, 0, 4}}}},
+		{5, [][]blockRun{{{7, 0, 3}}, {{7, 3, 5}, {3, 0, 1}}, {{3, 1, 3}}, {{9, 0, 2}}, {{9, 2, 4}}}},
+		{13, nil}, // more ranks than samples: checked below for sizes only
+	} {
+		var sizes []int64
+		for rank := range tc.world {
+			got := rankRuns(all, 12, rank, tc.world)
+			var n int64
+			for _, r := range got {
+				n += r.hi - r.lo
+			}
+			sizes = append(sizes, n)
+			if tc.want != nil && fmt.Sprint(got) != fmt.Sprint(tc.want[rank]) {
+				t.Errorf("world %d rank %d: %v, want %v", tc.world, rank, got, tc.want[rank])
+			}
+		}
+		var sum int64
+		for _, n := range sizes {
+			sum += n
+			if n < 12/int64(tc.world) || n > ceilDiv(12, int64(tc.world)) {
+				t.Errorf("world %d: shares %v are not 12/%d each", tc.world, sizes, tc.world)
+			}
+		}
+		if sum != 12 {
+			t.Errorf("world %d: shares %v do not add up to 12", tc.world, sizes)
+		}
+	}
+}
+
+// TestRanksDivideBlocks: in the blocked order each rank reads its own
+// blocks, so that two ranks' servers together decode about the chunks one
+// rank's would, not twice as many (a rank taking every other batch of one
+// sequence would touch every resident block).
+func TestRanksDivideBlocks(t *testing.T) {
+	p := blockedPlan(t, "real_ukv_seviri.yaml", 256<<20, genericUKV)
+	a := p.Sources[0].Array
+	chunksOf := func(rank, world int) map[string]bool {
+		out := map[string]bool{}
+		for b := range p.StreamBatches("train", 2, rank, world, 0, 1) {
+			for _, s := range b {
+				w := s.Windows[0]
+				lo, hi, cur := make([]int64, len(w.Start)), make([]int64, len(w.Start)), make([]int64, len(w.Start))
+				for d, start := range w.Start {
+					c := a.ReadChunkShape[d]
+					lo[d], hi[d], cur[d] = start/c, (start+p.Sources[0].Size[d]-1)/c, start/c
+				}
+				for {
+					out[fmt.Sprint(cur)] = true
+					d := len(cur) - 1
+					for ; d >= 0; d-- {
+						if cur[d]++; cur[d] <= hi[d] {
+							break
+						}
+						cur[d] = lo[d]
+					}
+					if d < 0 {
+						break
+					}
+				}
+			}
+		}
+		return out
+	}
+	one := len(chunksOf(0, 1))
+	both := len(chunksOf(0, 2)) + len(chunksOf(1, 2))
+	t.Logf("one rank's epoch touches %d chunks; two ranks' shares %d together", one, both)
+	if float64(both) > 1.2*float64(one) {
+		t.Errorf("two ranks touch %d chunks together, one rank %d: each rank decodes most blocks", both, one)
 	}
 }
