@@ -564,10 +564,13 @@ def render(report, cores):
             "Batch spread is the mean within-batch pairwise distance of crop starts (time: the start's index over the leading dims; "
             "space: pixels over the last two) as a ratio to the iid order of the same spec; iid rows are 1 by definition. "
             "Peak RSS sums the reader's process tree (Python client included); in brackets, our server's alone.",
-            "- Where the blocked order stands: an epoch of these workloads delivers about as many bytes as the array holds, so decoding every "
-            "chunk once per epoch (blocked read amp. 0.7–1.0, against 6.6–7.8 iid) is the floor for an epoch that covers the data evenly; "
-            "our server then still spends most of its CPU in zstd (pure Go), and the rest of the gap to tensorstore-blocked (in-process, "
-            "C codecs) is the delivery through Flight to Python, which the shared-memory delivery issue addresses.",
+            "- Where the blocked order stands: an epoch of these workloads delivers about as many bytes as the array holds, so "
+            "decoding every chunk once per epoch (blocked read amp. 0.7–0.8, against 6.6–7.8 iid) is the floor for an epoch that "
+            "covers the data evenly; the streams of a blocked experiment decode a chunk they miss together once (the pool's claims), "
+            "and evicted chunks' buffers take later decodes (no fresh pages). What remains is libzstd (about half the server's CPU), "
+            "the one copy into the shared-memory slots (the slots' first use faults their pages in) and reading. At a pool of 256 MiB"
+            " the generic bench workloads' blocks are one chunk wide along y and x, so crops never straddle a chunk border there (the"
+            " space reach in the randomness line); a pool that holds blocks two chunks wide reaches every start over epochs.",
             "- Into a GPU: `make bench-gpu` (bench/gpu.py) runs these workloads into CUDA tensors, ours next to tensorstore, on a machine with an NVIDIA GPU; see bench/GPU_RESULTS.md.",
             "- Read amplification for ours is computed from the windows, by whole chunks; for blosc chunks (nwp) the server decodes only the blosc blocks under each crop's rows, which `loader sample` measures lower (read_amplification).",
             "- ocf: ocf-data-sampler 1.0.24 (bench/ocf/.venv, same torch/numpy/xarray/zarr/tensorstore pins as ours), its own "
