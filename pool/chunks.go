@@ -39,10 +39,12 @@ type chunkKey struct {
 	chunk int64
 }
 
-// NewChunks returns a pool holding at most budget bytes of decoded chunks.
+// NewChunks returns a pool holding decoded chunks in at most budget bytes
+// of memory: a chunk costs its buffer's capacity, which the buffer pool
+// rounds up to a power of two (a 768 KiB chunk takes 1 MiB).
 func NewChunks(budget int64) *Chunks {
 	return &Chunks{
-		lru:      NewLRU[chunkKey](budget, func(k *kept) int64 { return int64(len(k.data)) }),
+		lru:      NewLRU[chunkKey](budget, func(k *kept) int64 { return int64(cap(k.data)) }),
 		decoding: map[chunkKey]chan struct{}{},
 		readers:  map[*byte]*kept{},
 	}

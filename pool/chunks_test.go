@@ -381,3 +381,20 @@ func TestEvictedChunksServeLaterDecodes(t *testing.T) {
 		t.Errorf("%d bytes allocated per read that decodes a %d-byte chunk: evicted buffers are not reused", perRead, chunkBytes)
 	}
 }
+
+// TestChunksCountTheirMemory: a chunk costs the memory its buffer holds,
+// not its length, so that a pool's budget bounds what it keeps alive.
+func TestChunksCountTheirMemory(t *testing.T) {
+	ctx := context.Background()
+	const n, c = 240, 48 // 9 KiB chunks, in 16 KiB buffers
+	a := writeStore(t, n, c)
+	p := NewChunks(3 * 16 << 10)
+	r := zarr.Region{Start: []int64{0, 0}, Shape: []int64{n, n}}
+	if _, err := a.ReadRegionsCached(ctx, p, []zarr.Region{r}, [][]byte{make([]byte, n*n*4)}); err != nil {
+		t.Fatal(err)
+	}
+	used, held := p.Used()
+	if held != 3 || used != 3*16<<10 {
+		t.Errorf("pool of 48 KiB holds %d chunks of 9 KiB costing %d bytes; want 3 costing their 16 KiB buffers", held, used)
+	}
+}
