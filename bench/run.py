@@ -433,7 +433,10 @@ def main():
                 passes = {n: [runs[n]] for n in pair}
                 for k in range(1, args.rounds):
                     for reader in (pair if k % 2 == 0 else pair[::-1]):
-                        evict(store) if mode == "cold" else warm(store)
+                        if mode == "cold":
+                            evict(store)
+                        else:
+                            warm(store)
                         print(f"bench: {name} {mode} {reader} (round {k + 1}) ...", file=sys.stderr, flush=True)
                         r = run_reader(reader, wl, store, blocked_windows if reader in BLOCKED else windows,
                                        os.path.join(tmp, f"{name}-{mode}-{reader}-{k}.json"),

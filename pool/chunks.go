@@ -112,10 +112,7 @@ func (c *Chunks) Keep(a *zarr.Array, chunk int64, data []byte) {
 	}
 	clear(evicted)
 	c.evicted = evicted[:0]
-	if wait, ok := c.decoding[k]; ok {
-		close(wait)
-		delete(c.decoding, k)
-	}
+	c.endClaim(k)
 }
 
 // Drop ends a claim on the chunk without keeping anything.
@@ -123,6 +120,11 @@ func (c *Chunks) Drop(a *zarr.Array, chunk int64) {
 	k := chunkKey{a, chunk}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.endClaim(k)
+}
+
+// endClaim wakes the readers waiting on a claimed chunk; c.mu is held.
+func (c *Chunks) endClaim(k chunkKey) {
 	if wait, ok := c.decoding[k]; ok {
 		close(wait)
 		delete(c.decoding, k)
