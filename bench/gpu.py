@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "python"))
 import lsio_loader  # noqa: E402  first, as its README asks: it sets malloc up before thread pools start
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from run import BATCH, BIN, WORKLOADS, evict, sh, warm  # noqa: E402
+from run import BATCH, BIN, WORKLOADS, evict, randomness, sh, warm  # noqa: E402
 
 
 def array_meta(store, array):
@@ -47,9 +47,10 @@ def array_meta(store, array):
     return meta["shape"], meta["chunks"]
 
 
-def write_spec(path, store, array, dims, crop, n, streams):
+def write_spec(path, store, array, dims, crop, n, streams, pool=None):
+    order = f"order: {{mode: blocked, pool: {pool}}}" if pool else "order: {mode: iid}"
     lines = ["seed: 7", f"batch_size: {BATCH}", f"samples_per_epoch: {n}", "output_dtype: float32",
-             f"streams: {streams}", "sources:", "  data:", f"    store: {store}", f"    array: {array}", "    crop:"]
+             f"streams: {streams}", order, "sources:", "  data:", f"    store: {store}", f"    array: {array}", "    crop:"]
     lines += [f"      {d}: {c}" for d, c in zip(dims, crop)]
     open(path, "w").write("\n".join(lines) + "\n")
 
@@ -93,6 +94,29 @@ class Meter:
                 "cpu_seconds": tree_cpu() - cpu0, "sums": torch.cat(self.sums).cpu().tolist()}
 
 
+class InFlight:
+    """Host batches whose non_blocking copies to the GPU may still be
+    reading them: a batch viewing the shared-memory ring must stay alive
+    until its copy is done, or its slot goes back to the server (and is
+    refilled) under the copy."""
+
+    def __init__(self, depth=2):
+        self.depth = depth
+        self.held = []
+
+    def hold(self, batch):
+        event = torch.cuda.Event()
+        event.record()
+        self.held.append((event, batch))
+        while len(self.held) > self.depth:
+            event, _ = self.held.pop(0)
+            event.synchronize()
+
+    def clear(self):
+        sync()
+        self.held.clear()
+
+
 class Staging:
     """Two pinned host buffers that batches are copied into and sent on to
     the GPU from with non_blocking copies; a buffer is refilled only once
@@ -132,7 +156,7 @@ def proc_cpu(pid):
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_ours(spec, workers, dev, windows_out, profile=None, cache=None):
+def run_ours(spec, workers, dev, windows_out, profile=None, cache=None, label=None):
     import lsio_loader
 
     cpu0 = tree_cpu()
@@ -144,17 +168,25 @@ def run_ours(spec, workers, dev, windows_out, profile=None, cache=None):
             f.write(f'#!/bin/sh\nexec "{BIN}" "$@" {" ".join(extra)}\n')
         os.chmod(binary, 0o755)
     server = lsio_loader.Server(binary=binary)
-    ds = lsio_loader.LoaderDataset(spec, address=server.address, split="train", epoch=0)
-    pin = dev.type == "cuda"
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin and workers > 0,
+    cuda = dev.type == "cuda"
+    # In the main process on CUDA the streams' shared-memory rings are
+    # page-locked (pin_memory=True): each batch goes from its slot to the
+    # GPU in one copy, with no staging buffer.
+    ring_pinned = cuda and workers == 0
+    ds = lsio_loader.LoaderDataset(spec, address=server.address, split="train", epoch=0, pin_memory=ring_pinned)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=cuda and workers > 0,
                                          prefetch_factor=4 if workers else None, persistent_workers=False)
     m = Meter()
     served = []
     staging = None
+    in_flight = InFlight()
     for batch in loader:
         x = batch["data"]
-        if workers == 0:
-            # Zero-copy Arrow memory: one copy into pinned memory.
+        if ring_pinned:
+            x = x.to(dev, non_blocking=True)
+            in_flight.hold(batch)
+        elif workers == 0:
+            # Zero-copy but not page-locked: one copy into pinned memory.
             if staging is None:
                 staging = Staging(x.shape, dev)
             staging.host()[:x.shape[0]].copy_(x)
@@ -163,8 +195,10 @@ def run_ours(spec, workers, dev, windows_out, profile=None, cache=None):
             x = x.to(dev, non_blocking=True)  # pinned by the DataLoader
         m.add(x)
         served.append(batch["data.isel"].numpy().copy())
-    r = m.result(f"ours-{workers}" + (f" cache {cache}" if cache else ""), cpu0)
+    r = m.result(label or (f"ours-{workers}" + (f" cache {cache}" if cache else "")), cpu0)
+    in_flight.clear()
     r["server_cpu_seconds"] = proc_cpu(server.pid)
+    r["server_peak_rss_gib"] = peak_rss_gib(server.pid)
     del loader
     server.close()
     # The server's and the workers' CPU counts once they are reaped.
@@ -172,7 +206,15 @@ def run_ours(spec, workers, dev, windows_out, profile=None, cache=None):
     w = np.concatenate(served).reshape(-1, served[0][0].size // 2, 2)
     np.save(windows_out, w)
     r["workers"] = workers
+    r["ring_pinned"] = ring_pinned
     return r
+
+
+def peak_rss_gib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return None
 
 
 def run_tensorstore(store, array, driver, windows, crop, dev):
@@ -207,7 +249,12 @@ def main():
     p.add_argument("--modes", default="warm,cold")
     p.add_argument("--workers", default="0,4", help="our DataLoader's num_workers, one run each (0: the main process reads the streams in threads)")
     p.add_argument("--scale", type=int, default=3, help="crops per reader: the workload's default × scale")
-    p.add_argument("--readers", default="ours,tensorstore")
+    p.add_argument("--readers", default="ours,ours-blocked,tensorstore",
+                   help="ours: one run per --workers; ours-blocked: the blocked order (num_workers=0), an epoch of the "
+                        "array's bytes in crops")
+    p.add_argument("--blocked-epoch", type=float, help="ours-blocked's epoch in crops holding this many times the array's "
+                   "bytes (default: the small workload's epoch scaled to the array)")
+    p.add_argument("--pool", default="256MiB", help="the blocked order's pool (order.pool)")
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--cache", help="also run ours (num_workers=0) with `loader serve -cache CACHE`, e.g. 16GiB")
     p.add_argument("--profile", help="write the server's CPU profile of each run as PROFILE-WORKLOAD-MODE.pprof")
@@ -231,18 +278,34 @@ def main():
         spec = os.path.join(tmp, f"{name}.yaml")
         workers = [int(w) for w in args.workers.split(",")]
         write_spec(spec, store, wl["array"], wl["dims"], wl["crop"], n, max(4, *workers))
+        shape = array_meta(store, wl["array"])[0]
+        # The blocked order decodes each chunk once per epoch, so its rate
+        # depends on how many crops an epoch cuts from the array: here the
+        # small workload's epoch scaled to this array (1.7 times the
+        # array's bytes for satellite, 1.25 for nwp), or --blocked-epoch
+        # times the array's bytes.
+        per_array = args.blocked_epoch or wl["crops"] * np.prod(wl["crop"]) / np.prod(wl["small_shape"])
+        n_blocked = max(int(per_array * np.prod(shape) / np.prod(wl["crop"])) // BATCH, 1) * BATCH
+        blocked_spec = os.path.join(tmp, f"{name}-blocked.yaml")
+        write_spec(blocked_spec, store, wl["array"], wl["dims"], wl["crop"], n_blocked, max(4, *workers), pool=args.pool)
         windows = os.path.join(tmp, f"{name}.npy")
-        res = {"shape": array_meta(store, wl["array"])[0], "crop": wl["crop"], "runs": {}}
+        res = {"shape": shape, "crop": wl["crop"], "runs": {}}
+        chosen = args.readers.split(",")
+        if "ours-blocked" in chosen:
+            res["blocked"] = {"pool": args.pool, "samples_per_epoch": n_blocked, "epoch_arrays": float(per_array), "randomness": randomness(blocked_spec)}
         for mode in args.modes.split(","):
             runs = {}
-            readers = [f"ours-{w}" for w in workers] if "ours" in args.readers.split(",") else []
+            readers = [f"ours-{w}" for w in workers] if "ours" in chosen else []
             if args.cache and readers:
                 readers.append(f"ours-0 cache {args.cache}")
-            readers += [r for r in args.readers.split(",") if r != "ours"]
+            readers += [r for r in chosen if r != "ours"]
             for reader in readers:
                 (evict if mode == "cold" else warm)(store)
                 print(f"gpu: {name} {mode} {reader} ...", file=sys.stderr, flush=True)
-                if reader.startswith("ours"):
+                if reader == "ours-blocked":
+                    r = run_ours(blocked_spec, 0, dev, os.path.join(tmp, f"{name}-blocked.npy"), label=reader)
+                    r["samples_per_epoch"] = n_blocked
+                elif reader.startswith("ours"):
                     w = int(reader.split("-")[1].split()[0])
                     cache = args.cache if "cache" in reader else None
                     profile = f"{args.profile}-{name}-{mode}-{w}.pprof" if args.profile and not cache else None
@@ -253,9 +316,9 @@ def main():
                 runs[reader] = r
             # Our runs serve the same crops in the same order (streams dealt
             # round-robin), and tensorstore reads the windows they served.
-            base = next((r for k, r in runs.items() if k.startswith("ours")), None)
-            for r in runs.values():
-                if base is not None and r is not base:
+            base = next((r for k, r in runs.items() if k.startswith("ours") and k != "ours-blocked"), None)
+            for k, r in runs.items():
+                if base is not None and r is not base and k != "ours-blocked":
                     r["agrees"] = r["sums"] == base["sums"]
             for r in runs.values():
                 r.pop("sums")
@@ -279,12 +342,14 @@ def render(report):
            "process of the reader (the server's share in brackets).", ""]
     for name, res in report["workloads"].items():
         out += [f"## {name}: shape {res['shape']}, crops {res['crop']} float32, batch {BATCH}", "",
-                "| mode | reader | GB/s into GPU | crops/s | first batch s | CPU s/GB (server) | same crops | ours ÷ reader |",
-                "|---|---|---|---|---|---|---|---|"]
+                "| mode | reader | GB/s into GPU | crops/s | first batch s | CPU s/GB (server) | peak RSS GiB (server) | same crops | ours ÷ reader |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        notes = []
         for mode, runs in res["runs"].items():
-            # Like for like: our best run without a chunk cache (tensorstore
-            # runs without one).
-            ours = max((r["gbps"] for k, r in runs.items() if k.startswith("ours") and "cache" not in k), default=None)
+            # Like for like: our best iid run without a chunk cache
+            # (tensorstore runs without one).
+            iid = {k: r for k, r in runs.items() if k.startswith("ours") and "cache" not in k and k != "ours-blocked"}
+            ours = max((r["gbps"] for r in iid.values()), default=None)
             for reader, r in runs.items():
                 same = "—" if "agrees" not in r else ("✓" if r["agrees"] else "✗")
                 ratio = "—" if reader.startswith("ours") or ours is None else f"{ours / r['gbps']:.2f}×"
@@ -292,9 +357,23 @@ def render(report):
                 cpu = f"{r['cpu_seconds'] / gb:.1f}"
                 if "server_cpu_seconds" in r:
                     cpu += f" ({r['server_cpu_seconds'] / gb:.1f})"
+                rss = f"{r['server_peak_rss_gib']:.2f}" if r.get("server_peak_rss_gib") else ""
                 out.append(f"| {mode} | {reader} | {r['gbps']:.2f} | {r['crops_per_s']:.0f} | {r['first_batch_seconds']:.2f} | "
-                           f"{cpu} | {same} | {ratio} |")
+                           f"{cpu} | {rss} | {same} | {ratio} |")
+            blocked, base = runs.get("ours-blocked"), runs.get("ours-0")
+            if blocked and base:
+                notes.append(f"{mode}: ours-blocked ÷ ours-0 (iid) = {blocked['gbps'] / base['gbps']:.2f}× into GPU memory.")
         out.append("")
+        b = res.get("blocked")
+        if b:
+            rnd = b["randomness"]
+            spread = (f"within-batch spread of crop starts {rnd['time']:.2f}× iid's in time and {rnd['space']:.2f}× in space"
+                      if "time" in rnd else f"randomness not measured: {rnd.get('error', '?')}")
+            reach = f"; crop starts reached in space: {rnd['reach']:.0%} this epoch, {rnd['reach_epochs']:.0%} over epochs" if "reach" in rnd else ""
+            out += [f"ours-blocked: `order: {{mode: blocked, pool: {b['pool']}}}`, {b['samples_per_epoch']} samples per epoch "
+                    f"(crops holding {b.get('epoch_arrays', 1):.2f}× the array's bytes), num_workers=0 with the shared-memory rings page-locked "
+                    f"(pin_memory=True: one copy from the ring into GPU memory); {spread}{reach}.", ""]
+        out += notes + ([""] if notes else [])
     return "\n".join(out) + "\n"
 
 

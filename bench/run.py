@@ -42,9 +42,11 @@ OCF_PY = os.path.join(HERE, "ocf", ".venv", "bin", "python")
 # The workloads: store, array, crop per own dim (generic crops), batch size.
 WORKLOADS = {
     "satellite": {"store": "satellite.zarr", "array": "data", "driver": "zarr3",
-                  "dims": ["time", "channel", "y", "x"], "crop": [12, 12, 64, 64], "crops": 1152},
+                  "dims": ["time", "channel", "y", "x"], "crop": [12, 12, 64, 64], "crops": 1152,
+                  "small_shape": [128, 12, 512, 512]},
     "nwp": {"store": "nwp.zarr", "array": "UKV", "driver": "zarr",
-            "dims": ["init_time", "step", "variable", "y", "x"], "crop": [1, 6, 17, 64, 64], "crops": 768},
+            "dims": ["init_time", "step", "variable", "y", "x"], "crop": [1, 6, 17, 64, 64], "crops": 768,
+            "small_shape": [3, 13, 17, 704, 548]},
 }
 BATCH = 32
 BLOCKED = ("ours-blocked", "tensorstore-blocked")

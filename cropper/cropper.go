@@ -80,8 +80,9 @@ type Batch struct {
 	Stats  Stats
 }
 
-// Cropper cuts batches of one Plan. It is safe for one goroutine at a time;
-// run one per goroutine to crop batches in parallel.
+// Cropper cuts batches of one Plan. Crop is safe for one goroutine at a
+// time (run one Cropper per goroutine to crop batches in parallel);
+// WillNeed may run beside it.
 type Cropper struct {
 	plan *sampler.Plan
 	opts Options
@@ -243,6 +244,46 @@ func (c *Cropper) Crop(ctx context.Context, samples []sampler.Sample, b *Batch) 
 		}
 	}
 	return nil
+}
+
+// WillNeed hints the sources' stores at the chunks samples will read (see
+// zarr.Array.WillNeed), so that a stream has the next batch's chunks
+// fetched while it crops this one. Windows are clipped to the array and
+// cut to the selected channels, as Crop reads them. It reads only what New
+// set up, so it may run in another goroutine while Crop does.
+func (c *Cropper) WillNeed(samples []sampler.Sample) {
+	for k := range c.plan.Sources {
+		src, st := &c.plan.Sources[k], &c.src[k]
+		arr := src.Array
+		nd := len(arr.Shape)
+		nRuns := max(len(st.runs), 1)
+		regions := make([]zarr.Region, 0, len(samples)*nRuns)
+		ints := make([]int64, 2*nd*len(samples)*nRuns)
+		for i := range samples {
+			if k >= len(samples[i].Windows) || len(samples[i].Windows[k].Start) != nd {
+				continue
+			}
+			w := samples[i].Windows[k].Start
+		runs:
+			for run := range nRuns {
+				ri := len(regions)
+				start, shape := ints[2*nd*ri:2*nd*ri+nd:2*nd*ri+nd], ints[2*nd*ri+nd:2*nd*(ri+1):2*nd*(ri+1)]
+				for d := range nd {
+					wlo, whi := w[d], w[d]+src.Size[d]
+					if d == st.chDim && st.runs != nil {
+						wlo, whi = w[d]+st.runs[run][0], w[d]+st.runs[run][1]
+					}
+					lo, hi := max(wlo, 0), min(whi, arr.Shape[d])
+					if hi <= lo {
+						continue runs
+					}
+					start[d], shape[d] = lo, hi-lo
+				}
+				regions = append(regions, zarr.Region{Start: start, Shape: shape})
+			}
+		}
+		arr.WillNeed(regions)
+	}
 }
 
 func prod(v []int64) int64 {

@@ -116,3 +116,10 @@ func (s *Server) PoolBytes() int64 {
 	defer s.poolMu.Unlock()
 	return s.pooled
 }
+
+// WillNeed passes hints on to the store, when it takes them.
+func (s observedStore) WillNeed(keys []string) {
+	if wn, ok := s.Store.(zarr.WillNeeder); ok {
+		wn.WillNeed(keys)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -463,6 +464,10 @@ func (s *Server) GetSchema(ctx context.Context, desc *flight.FlightDescriptor) (
 // send.
 const prefetch = 2
 
+// hintAhead is how many batches past the one being cropped a stream
+// hints to the stores (zarr.Array.WillNeed).
+const hintAhead = 2
+
 // prefetchMaxBytes is the largest batch a stream prefetches: a bigger one
 // is cropped only once the last is sent. Its sending is then a small part
 // of its cropping, and a second one would double the stream's memory.
@@ -603,10 +608,36 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 		c := cropper.New(plan, cropper.Options{Raw: t.Request.Raw, Cache: s.chunkPool(t.PlanKey, plan)})
 		bt, stop := newBatcher(plan.StreamBatchesFrom(t.Request.Split, t.Request.Epoch, t.Request.Rank, t.Request.WorldSize, t.Stream, t.Streams, t.Skip))
 		defer stop()
+		// Each batch hints the stores at the samples of the next
+		// hintAhead batches not yet hinted (hinted counts those at the
+		// front of bt), so that their chunks come off the disk while this
+		// stream crops. A hint can wait on the disk queue, so a goroutine
+		// of its own gives them; the stream waits for it only when it is
+		// hintAhead hints behind, when the disk is what holds the stream
+		// back anyway.
+		hints := make(chan []sampler.Sample, hintAhead)
+		var hinter sync.WaitGroup
+		hinter.Go(func() {
+			for samples := range hints {
+				c.WillNeed(samples)
+			}
+		})
+		defer hinter.Wait()
+		defer close(hints)
+		hinted := 0
 		for {
 			samples := bt.take(plan.BatchSize)
 			if len(samples) == 0 {
 				return
+			}
+			hinted = max(hinted-len(samples), 0)
+			if ahead := bt.peek(hintAhead * plan.BatchSize); len(ahead) > hinted {
+				select {
+				case hints <- slices.Clone(ahead[hinted:]):
+					hinted = len(ahead)
+				case <-ctx.Done():
+					return
+				}
 			}
 			var sl slot
 			select {

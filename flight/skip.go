@@ -28,6 +28,15 @@ func newBatcher(batches iter.Seq[[]sampler.Sample]) (*batcher, func()) {
 
 // take returns the next n samples or as many as are left (none at the end).
 func (b *batcher) take(n int) []sampler.Sample {
+	k := len(b.peek(n))
+	out := slices.Clone(b.carry[:k])
+	b.carry = b.carry[k:]
+	return out
+}
+
+// peek returns the next n samples or as many as are left, without taking
+// them; the slice is valid until the next take.
+func (b *batcher) peek(n int) []sampler.Sample {
 	for len(b.carry) < n {
 		more, ok := b.next()
 		if !ok {
@@ -35,10 +44,7 @@ func (b *batcher) take(n int) []sampler.Sample {
 		}
 		b.carry = append(b.carry, more...)
 	}
-	k := min(n, len(b.carry))
-	out := slices.Clone(b.carry[:k])
-	b.carry = b.carry[k:]
-	return out
+	return b.carry[:min(n, len(b.carry))]
 }
 
 // errShardExhausted ends a stream whose remaining samples were all skipped.

@@ -22,6 +22,8 @@ import (
 
 	"github.com/lsio-loader/lsio-loader/internal/bufpool"
 	"github.com/lsio-loader/lsio-loader/zarr"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxDirectAlign is the alignment of every buffer, and so the strictest
@@ -369,4 +371,27 @@ func (s *core) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	sort.Strings(keys)
 	return keys, nil
+}
+
+// WillNeed starts reading the named files into the page cache
+// (POSIX_FADV_WILLNEED: the kernel reads them in the background), so that
+// reads issued later find them there. A file opened with O_DIRECT, which
+// bypasses the page cache, and a key that cannot be opened (the read that
+// follows reports it) are skipped.
+func (s *core) WillNeed(keys []string) {
+	for _, key := range keys {
+		select {
+		case <-s.quit:
+			return
+		default:
+		}
+		f, err := s.files.acquire(key)
+		if err != nil {
+			continue
+		}
+		if !f.direct {
+			_ = unix.Fadvise(f.fd, 0, 0, unix.FADV_WILLNEED)
+		}
+		s.files.release(f)
+	}
 }
