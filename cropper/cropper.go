@@ -282,7 +282,12 @@ func (c *Cropper) WillNeed(samples []sampler.Sample) {
 				regions = append(regions, zarr.Region{Start: start, Shape: shape})
 			}
 		}
-		arr.WillNeed(regions)
+		// A nil *pool.Chunks must reach zarr as a nil interface.
+		var chunks zarr.ChunkPool
+		if c.opts.Cache != nil {
+			chunks = c.opts.Cache
+		}
+		arr.WillNeed(chunks, regions)
 	}
 }
 

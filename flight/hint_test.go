@@ -39,11 +39,11 @@ func (s *hintedStore) ReadBatch(ctx context.Context, reqs []kv.ByteRange, done f
 	s.Store.ReadBatch(ctx, reqs, done)
 }
 
-func (s *hintedStore) WillNeed(keys []string) {
+func (s *hintedStore) WillNeed(ranges []kv.ByteRange) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, k := range keys {
-		s.hinted[k] = true
+	for _, r := range ranges {
+		s.hinted[r.Key] = true
 	}
 }
 
@@ -141,7 +141,7 @@ func TestObservedStorePassesHintsOn(t *testing.T) {
 	if !ok {
 		t.Fatal("observedStore takes no hints")
 	}
-	wn.WillNeed([]string{"a/0.0"})
+	wn.WillNeed([]kv.ByteRange{{Key: "a/0.0", Length: -1}})
 	if !st.hinted["a/0.0"] {
 		t.Fatal("the hint did not reach the wrapped store")
 	}

@@ -118,8 +118,8 @@ func (s *Server) PoolBytes() int64 {
 }
 
 // WillNeed passes hints on to the store, when it takes them.
-func (s observedStore) WillNeed(keys []string) {
+func (s observedStore) WillNeed(ranges []kv.ByteRange) {
 	if wn, ok := s.Store.(zarr.WillNeeder); ok {
-		wn.WillNeed(keys)
+		wn.WillNeed(ranges)
 	}
 }

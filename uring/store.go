@@ -373,24 +373,31 @@ func (s *core) List(ctx context.Context, prefix string) ([]string, error) {
 	return keys, nil
 }
 
-// WillNeed starts reading the named files into the page cache
+// WillNeed starts reading the byte ranges into the page cache
 // (POSIX_FADV_WILLNEED: the kernel reads them in the background), so that
 // reads issued later find them there. A file opened with O_DIRECT, which
 // bypasses the page cache, and a key that cannot be opened (the read that
 // follows reports it) are skipped.
-func (s *core) WillNeed(keys []string) {
-	for _, key := range keys {
+func (s *core) WillNeed(ranges []zarr.ByteRange) {
+	for _, r := range ranges {
 		select {
 		case <-s.quit:
 			return
 		default:
 		}
-		f, err := s.files.acquire(key)
+		if r.Length == 0 {
+			continue
+		}
+		f, err := s.files.acquire(r.Key)
 		if err != nil {
 			continue
 		}
+		off, n := r.Offset, max(r.Length, 0) // 0: to the end
+		if off < 0 {
+			off, n = max(f.size+off, 0), 0
+		}
 		if !f.direct {
-			_ = unix.Fadvise(f.fd, 0, 0, unix.FADV_WILLNEED)
+			_ = unix.Fadvise(f.fd, off, n, unix.FADV_WILLNEED)
 		}
 		s.files.release(f)
 	}

@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
 // resident counts the pages of path in the page cache.
@@ -67,7 +69,7 @@ func TestWillNeedReadsIntoThePageCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Keys that cannot be read are skipped: their reads report them.
-	s.WillNeed([]string{"missing", "../outside", "chunk"})
+	s.WillNeed([]zarr.ByteRange{{Key: "missing", Length: -1}, {Key: "../outside", Length: -1}, {Key: "chunk", Length: -1}})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		in, all := resident(t, path)
@@ -80,7 +82,7 @@ func TestWillNeedReadsIntoThePageCache(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	s.Close()
-	s.WillNeed([]string{"chunk"})
+	s.WillNeed([]zarr.ByteRange{{Key: "chunk", Length: -1}})
 	if n := len(s.files.files); n != 0 {
 		t.Fatalf("a hint after Close left %d files open", n)
 	}

@@ -1,38 +1,57 @@
 package zarr
 
-// WillNeeder is a store that can start fetching objects before they are
+// WillNeeder is a store that can start fetching bytes before they are
 // read: a local directory has the kernel read them into the page cache in
 // the background, so that a read issued later finds them in memory rather
 // than waiting on the disk. Hints are best effort and report nothing.
 type WillNeeder interface {
-	WillNeed(keys []string)
+	WillNeed(ranges []ByteRange)
 }
 
-// WillNeed tells the array's store, when it takes hints, which chunks the
-// regions will read, so that fetching them overlaps the work done before
-// they are read. Sharded arrays are not hinted: a shard holds far more
-// than the inner chunks a few crops read. Regions outside the array are
-// skipped.
-func (a *Array) WillNeed(regions []Region) {
+// WillNeed tells the array's store, when it takes hints, which chunk bytes
+// reading regions through cache (nil: none, as for ReadRegionsConverted)
+// will fetch, so that fetching them overlaps the work done before.
+//
+// Only chunks read whole are hinted, so that a hint never fetches bytes
+// the read would skip: without a pool, chunks whose reads take only the
+// bytes or blosc blocks under the regions are not hinted. An inner chunk
+// of a shard is hinted once the shard's index has been read (its byte
+// range is then known); nested shards are not. Regions outside the array
+// are skipped.
+func (a *Array) WillNeed(cache ChunkPool, regions []Region) {
 	wn, ok := a.Store.(WillNeeder)
-	if !ok || a.chain == nil || a.chain.shard != nil {
+	if !ok || a.chain == nil {
+		return
+	}
+	sc := a.chain.shard
+	chain := a.chain
+	if sc != nil {
+		if sc.inner.shard != nil {
+			return
+		}
+		chain = sc.inner
+	}
+	if cache == nil && !a.wholeChunks && (chain.linear() || chain.rangeCodec() != nil) {
 		return
 	}
 	nd := len(a.Shape)
-	cs := a.ChunkShape
-	var keys []string
+	rcs := a.ReadChunkShape
+	var hints []ByteRange
 	var seen map[int64]bool
-	var gridDims, lo, hi, cur [maxDims]int64
+	var gridDims, lo, hi, cur, shard [maxDims]int64
 	for d := range nd {
-		gridDims[d] = (a.Shape[d] + cs[d] - 1) / cs[d]
+		gridDims[d] = (a.Shape[d] + rcs[d] - 1) / rcs[d]
+	}
+	if sc != nil {
+		a.shardMu.Lock()
 	}
 	for _, r := range regions {
 		if len(r.Start) != nd || len(r.Shape) != nd || !inside(r, a.Shape) {
 			continue
 		}
 		for d := range nd {
-			lo[d] = r.Start[d] / cs[d]
-			hi[d] = (r.Start[d] + r.Shape[d] - 1) / cs[d]
+			lo[d] = r.Start[d] / rcs[d]
+			hi[d] = (r.Start[d] + r.Shape[d] - 1) / rcs[d]
 			cur[d] = lo[d]
 		}
 		for {
@@ -45,15 +64,32 @@ func (a *Array) WillNeed(regions []Region) {
 					seen = make(map[int64]bool)
 				}
 				seen[lin] = true
-				keys = append(keys, a.keys.key(cur[:nd]))
+				if sc == nil {
+					hints = append(hints, ByteRange{Key: a.keys.key(cur[:nd]), Length: -1})
+				} else {
+					inner := int64(0)
+					for d := range nd {
+						shard[d] = cur[d] * rcs[d] / a.ChunkShape[d]
+						inner = inner*sc.perShard[d] + cur[d]*rcs[d]%a.ChunkShape[d]/rcs[d]
+					}
+					key := a.keys.key(shard[:nd])
+					if x, ok := a.shards[key]; ok {
+						if off, n, ok := x.entry(inner); ok {
+							hints = append(hints, ByteRange{Key: key, Offset: off, Length: n})
+						}
+					}
+				}
 			}
 			if !advance(cur[:nd], lo[:nd], hi[:nd]) {
 				break
 			}
 		}
 	}
-	if len(keys) > 0 {
-		wn.WillNeed(keys)
+	if sc != nil {
+		a.shardMu.Unlock()
+	}
+	if len(hints) > 0 {
+		wn.WillNeed(hints)
 	}
 }
 
