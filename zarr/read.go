@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"iter"
 	"runtime"
 	"slices"
 	"strconv"
@@ -416,40 +417,23 @@ func (op *readOp) fail(err error) {
 func (op *readOp) plan() {
 	a := op.a
 	nd := len(a.Shape)
-	rcs := a.ReadChunkShape
 	index := op.index
 	pairs := op.pairs[:0]
 	op.grids = op.grids[:0]
-	var gridDims, lo, hi, cur [maxDims]int64
-	for d := range nd {
-		gridDims[d] = (a.Shape[d] + rcs[d] - 1) / rcs[d]
-	}
 	for ri, r := range op.regions {
 		if slices.Contains(r.Shape, 0) {
 			continue
 		}
-		for d := range nd {
-			lo[d] = r.Start[d] / rcs[d]
-			hi[d] = (r.Start[d] + r.Shape[d] - 1) / rcs[d]
-			cur[d] = lo[d]
-		}
-		for {
-			lin := int64(0)
-			for d := range nd {
-				lin = lin*gridDims[d] + cur[d]
-			}
+		for lin, cur := range a.chunksOf(r) {
 			j, ok := index[lin]
 			if !ok {
 				j = len(op.jobs)
 				index[lin] = j
 				op.jobs = append(op.jobs, chunkJob{lin: lin})
-				op.grids = append(op.grids, cur[:nd]...)
+				op.grids = append(op.grids, cur...)
 			}
 			op.jobs[j].count++
 			pairs = append(pairs, jobRegion{j, ri})
-			if !advance(cur[:nd], lo[:nd], hi[:nd]) {
-				break
-			}
 		}
 	}
 	op.pairs = pairs
@@ -467,6 +451,32 @@ func (op *readOp) plan() {
 		next[p.job]++
 	}
 	op.next = next
+}
+
+// chunksOf yields each read chunk that the non-empty region r overlaps,
+// in C order: its linear index in the grid of read chunks and its position
+// in that grid (valid during the yield only).
+func (a *Array) chunksOf(r Region) iter.Seq2[int64, []int64] {
+	return func(yield func(int64, []int64) bool) {
+		nd := len(a.Shape)
+		rcs := a.ReadChunkShape
+		var gridDims, lo, hi, cur [maxDims]int64
+		for d := range nd {
+			gridDims[d] = (a.Shape[d] + rcs[d] - 1) / rcs[d]
+			lo[d] = r.Start[d] / rcs[d]
+			hi[d] = (r.Start[d] + r.Shape[d] - 1) / rcs[d]
+			cur[d] = lo[d]
+		}
+		for {
+			lin := int64(0)
+			for d := range nd {
+				lin = lin*gridDims[d] + cur[d]
+			}
+			if !yield(lin, cur[:nd]) || !advance(cur[:nd], lo[:nd], hi[:nd]) {
+				return
+			}
+		}
+	}
 }
 
 // resize returns s with length n, reusing its storage when it is large

@@ -38,10 +38,7 @@ func (a *Array) WillNeed(cache ChunkPool, regions []Region) {
 	rcs := a.ReadChunkShape
 	var hints []ByteRange
 	var seen map[int64]bool
-	var gridDims, lo, hi, cur, shard [maxDims]int64
-	for d := range nd {
-		gridDims[d] = (a.Shape[d] + rcs[d] - 1) / rcs[d]
-	}
+	var shard [maxDims]int64
 	if sc != nil {
 		a.shardMu.Lock()
 	}
@@ -49,39 +46,28 @@ func (a *Array) WillNeed(cache ChunkPool, regions []Region) {
 		if len(r.Start) != nd || len(r.Shape) != nd || !inside(r, a.Shape) {
 			continue
 		}
-		for d := range nd {
-			lo[d] = r.Start[d] / rcs[d]
-			hi[d] = (r.Start[d] + r.Shape[d] - 1) / rcs[d]
-			cur[d] = lo[d]
-		}
-		for {
-			lin := int64(0)
+		for lin, cur := range a.chunksOf(r) {
+			if seen[lin] {
+				continue
+			}
+			if seen == nil {
+				seen = make(map[int64]bool)
+			}
+			seen[lin] = true
+			if sc == nil {
+				hints = append(hints, ByteRange{Key: a.keys.key(cur), Length: -1})
+				continue
+			}
+			inner := int64(0)
 			for d := range nd {
-				lin = lin*gridDims[d] + cur[d]
+				shard[d] = cur[d] * rcs[d] / a.ChunkShape[d]
+				inner = inner*sc.perShard[d] + cur[d]*rcs[d]%a.ChunkShape[d]/rcs[d]
 			}
-			if !seen[lin] {
-				if seen == nil {
-					seen = make(map[int64]bool)
+			key := a.keys.key(shard[:nd])
+			if x, ok := a.shards[key]; ok {
+				if off, n, ok := x.entry(inner); ok {
+					hints = append(hints, ByteRange{Key: key, Offset: off, Length: n})
 				}
-				seen[lin] = true
-				if sc == nil {
-					hints = append(hints, ByteRange{Key: a.keys.key(cur[:nd]), Length: -1})
-				} else {
-					inner := int64(0)
-					for d := range nd {
-						shard[d] = cur[d] * rcs[d] / a.ChunkShape[d]
-						inner = inner*sc.perShard[d] + cur[d]*rcs[d]%a.ChunkShape[d]/rcs[d]
-					}
-					key := a.keys.key(shard[:nd])
-					if x, ok := a.shards[key]; ok {
-						if off, n, ok := x.entry(inner); ok {
-							hints = append(hints, ByteRange{Key: key, Offset: off, Length: n})
-						}
-					}
-				}
-			}
-			if !advance(cur[:nd], lo[:nd], hi[:nd]) {
-				break
 			}
 		}
 	}
