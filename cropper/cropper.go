@@ -269,10 +269,7 @@ func (c *Cropper) WillNeed(samples []sampler.Sample) {
 				ri := len(regions)
 				start, shape := ints[2*nd*ri:2*nd*ri+nd:2*nd*ri+nd], ints[2*nd*ri+nd:2*nd*(ri+1):2*nd*(ri+1)]
 				for d := range nd {
-					wlo, whi := w[d], w[d]+src.Size[d]
-					if d == st.chDim && st.runs != nil {
-						wlo, whi = w[d]+st.runs[run][0], w[d]+st.runs[run][1]
-					}
+					wlo, whi := st.extent(src, w, d, run)
 					lo, hi := max(wlo, 0), min(whi, arr.Shape[d])
 					if hi <= lo {
 						continue runs
@@ -282,13 +279,26 @@ func (c *Cropper) WillNeed(samples []sampler.Sample) {
 				regions = append(regions, zarr.Region{Start: start, Shape: shape})
 			}
 		}
-		// A nil *pool.Chunks must reach zarr as a nil interface.
-		var chunks zarr.ChunkPool
-		if c.opts.Cache != nil {
-			chunks = c.opts.Cache
-		}
-		arr.WillNeed(chunks, regions)
+		arr.WillNeed(c.chunkPool(), regions)
 	}
+}
+
+// chunkPool is the pool reads go through, or nil: a nil *pool.Chunks must
+// reach zarr as a nil interface.
+func (c *Cropper) chunkPool() zarr.ChunkPool {
+	if c.opts.Cache == nil {
+		return nil
+	}
+	return c.opts.Cache
+}
+
+// extent is window w's [lo, hi) along dim d for channel run run (the whole
+// window when the source selects no channels), before clipping.
+func (st *sourceState) extent(src *sampler.Source, w []int64, d, run int) (lo, hi int64) {
+	if d == st.chDim && st.runs != nil {
+		return w[d] + st.runs[run][0], w[d] + st.runs[run][1]
+	}
+	return w[d], w[d] + src.Size[d]
 }
 
 func prod(v []int64) int64 {
@@ -344,10 +354,7 @@ func (c *Cropper) cropSource(ctx context.Context, k int, samples []sampler.Sampl
 			start, shape := ints[2*nd*ri:2*nd*ri+nd:2*nd*ri+nd], ints[2*nd*ri+nd:2*nd*(ri+1):2*nd*(ri+1)]
 			empty := false
 			for d := range nd {
-				wlo, whi := w[d], w[d]+src.Size[d]
-				if d == st.chDim && st.runs != nil {
-					wlo, whi = w[d]+st.runs[run][0], w[d]+st.runs[run][1]
-				}
+				wlo, whi := st.extent(src, w, d, run)
 				lo, hi := max(wlo, 0), min(whi, arr.Shape[d])
 				if src.Periodic != nil && src.Periodic[d] && wlo >= 0 && wlo < arr.Shape[d] && whi-wlo <= arr.Shape[d] {
 					// Read whole across the seam (see wrapRead), through
@@ -451,11 +458,7 @@ func (c *Cropper) cropSamples(ctx context.Context, k int, samples []sampler.Samp
 		st.datas = append(st.datas, dst)
 	}
 	if len(st.read) > 0 {
-		// A nil *pool.Chunks must reach zarr as a nil interface.
-		var chunks zarr.ChunkPool
-		if c.opts.Cache != nil {
-			chunks = c.opts.Cache
-		}
+		chunks := c.chunkPool()
 		// Windows read straight into the output have their NaN replaced
 		// as they are copied there, not in a second pass.
 		var conv zarr.Convert

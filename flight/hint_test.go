@@ -6,6 +6,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -66,9 +67,7 @@ func TestStreamsHintChunksAhead(t *testing.T) {
 				return st, nil
 			}
 			client := startServerWith(t, New(Options{Open: open}))
-			spec := fmt.Sprintf(genericSpec, 7) + order
-			spec = spec[:len(spec)-len(order)]
-			spec = replaceLine(spec, "streams: 3", "streams: 1") + order
+			spec := strings.Replace(fmt.Sprintf(genericSpec, 7), "streams: 3\n", "streams: 1\n", 1) + order
 			info, err := client.GetFlightInfo(context.Background(), &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: envelope(t, spec, dir, nil)})
 			if err != nil {
 				t.Fatal(err)
@@ -116,21 +115,6 @@ func TestStreamsHintChunksAhead(t *testing.T) {
 			}
 		})
 	}
-}
-
-func replaceLine(s, old, repl string) string {
-	i := 0
-	for i < len(s) {
-		j := i
-		for j < len(s) && s[j] != '\n' {
-			j++
-		}
-		if s[i:j] == old {
-			return s[:i] + repl + s[j:]
-		}
-		i = j + 1
-	}
-	return s
 }
 
 // The metrics wrapper passes hints on to the store it wraps.
