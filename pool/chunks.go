@@ -72,6 +72,16 @@ func (c *Chunks) Claim(a *zarr.Array, chunk int64) ([]byte, bool, <-chan struct{
 	return nil, false, nil
 }
 
+// Holds reports whether the chunk is kept or being decoded, without
+// claiming it or counting a hit: a chunk it holds needs no fetching.
+func (c *Chunks) Holds(a *zarr.Array, chunk int64) bool {
+	k := chunkKey{a, chunk}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, decoding := c.decoding[k]
+	return decoding || c.lru.Contains(k)
+}
+
 // Release gives back a chunk that Claim returned.
 func (c *Chunks) Release(data []byte) {
 	c.mu.Lock()

@@ -314,6 +314,34 @@ func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
+// TestHoldsIsNotAUse: Holds sees kept and claimed chunks, and neither
+// counts a hit nor changes which chunk is evicted next.
+func TestHoldsIsNotAUse(t *testing.T) {
+	a := writeStore(t, 64, 16)
+	p := NewChunks(2 << 10) // two 1 KiB chunks
+	if p.Holds(a, 0) {
+		t.Fatal("an empty pool holds chunk 0")
+	}
+	if _, ok, wait := p.Claim(a, 0); ok || wait != nil {
+		t.Fatal("first claim of chunk 0 did not claim it")
+	}
+	if !p.Holds(a, 0) {
+		t.Error("chunk 0, claimed and being decoded, is not held")
+	}
+	p.Keep(a, 0, make([]byte, 1<<10))
+	p.Keep(a, 1, make([]byte, 1<<10))
+	if !p.Holds(a, 0) || !p.Holds(a, 1) || p.Holds(a, 2) {
+		t.Fatalf("holds 0, 1, 2 = %v %v %v, want true true false", p.Holds(a, 0), p.Holds(a, 1), p.Holds(a, 2))
+	}
+	if p.Hits() != 0 {
+		t.Errorf("Holds counted %d hits", p.Hits())
+	}
+	p.Keep(a, 2, make([]byte, 1<<10)) // evicts 0, the least recently kept: Holds did not use it
+	if p.Holds(a, 0) || !p.Holds(a, 2) {
+		t.Errorf("after keeping chunk 2: holds 0 = %v, 2 = %v; want false, true", p.Holds(a, 0), p.Holds(a, 2))
+	}
+}
+
 // TestEvictedChunksRecycleOnlyWhenReleased: a chunk a reader still holds is
 // not recycled when the pool evicts it, however many decodes follow, and
 // every claim is given back once reads are done.

@@ -49,6 +49,15 @@ func (c *LRU[K, V]) Get(key K) (V, bool) {
 	return e.Value.(*entry[K, V]).value, true
 }
 
+// Contains reports whether a value is kept under key, leaving its
+// recency alone: a look that is not a use.
+func (c *LRU[K, V]) Contains(key K) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.entries[key]
+	return ok
+}
+
 // Put keeps value under key, evicting the least recently used values
 // until it fits, and returns whether it kept value and what it evicted
 // (appended to evicted). A value costing more than the whole budget is not

@@ -746,37 +746,48 @@ func copyBox(dst []byte, rshape []int64, chunk []byte, cshape []int64, b *box, s
 		cs *= cshape[d]
 		rs *= rshape[d]
 	}
+	// The odometer steps the dims outside the innermost iterated one; that
+	// one (rows, when crops are narrower than chunks) is walked by its
+	// strides, without recomputing the offsets for every run.
+	rows, outer := int64(1), 0
+	var cstep, rstep int64
+	if k > 0 {
+		outer = k - 1
+		rows, cstep, rstep = b.ext[outer], cstride[outer], rstride[outer]
+	}
 	var cur, lo, hi [maxDims]int64
-	for d := range k {
-		lo[d], hi[d], cur[d] = 0, b.ext[d]-1, 0
+	for d := range outer {
+		lo[d], hi[d] = 0, b.ext[d]-1
 	}
 	runBytes := run * sz
 	zero := chunk == nil && allZero(fill)
 	var total int64
 	for {
-		co, ro := int64(0), int64(0)
+		co, ro := b.lo[k]*cstride[k], b.at[k]*rstride[k]
 		for d := range k {
 			co += (b.lo[d] + cur[d]) * cstride[d]
 			ro += (b.at[d] + cur[d]) * rstride[d]
 		}
-		co += b.lo[k] * cstride[k]
-		ro += b.at[k] * rstride[k]
-		out := dst[ro : ro+runBytes]
-		switch {
-		case chunk != nil && conv != nil:
-			conv(out, chunk[co:co+runBytes])
-		case chunk != nil:
-			copy(out, chunk[co:co+runBytes])
-		case zero:
-			clear(out)
-		default:
-			n := copy(out, fill)
-			for n < len(out) {
-				n += copy(out[n:], out[:n])
+		for range rows {
+			out := dst[ro : ro+runBytes]
+			switch {
+			case chunk != nil && conv != nil:
+				conv(out, chunk[co:co+runBytes])
+			case chunk != nil:
+				copy(out, chunk[co:co+runBytes])
+			case zero:
+				clear(out)
+			default:
+				n := copy(out, fill)
+				for n < len(out) {
+					n += copy(out[n:], out[:n])
+				}
 			}
+			co += cstep
+			ro += rstep
 		}
-		total += runBytes
-		if k == 0 || !advance(cur[:k], lo[:k], hi[:k]) {
+		total += rows * runBytes
+		if outer == 0 || !advance(cur[:outer], lo[:outer], hi[:outer]) {
 			break
 		}
 	}

@@ -8,6 +8,12 @@ type WillNeeder interface {
 	WillNeed(ranges []ByteRange)
 }
 
+// holder is a ChunkPool that can tell, without claiming, whether it holds
+// a chunk: WillNeed does not hint chunks that will come from the pool.
+type holder interface {
+	Holds(a *Array, chunk int64) bool
+}
+
 // WillNeed tells the array's store, when it takes hints, which chunk bytes
 // reading regions through cache (nil: none, as for ReadRegionsConverted)
 // will fetch, so that fetching them overlaps the work done before.
@@ -17,7 +23,8 @@ type WillNeeder interface {
 // bytes or blosc blocks under the regions are not hinted. An inner chunk
 // of a shard is hinted once the shard's index has been read (its byte
 // range is then known); nested shards are not. Regions outside the array
-// are skipped.
+// are skipped, and so are chunks a pool that can tell (pool.Chunks) already
+// holds or is decoding: they will not be fetched.
 func (a *Array) WillNeed(cache ChunkPool, regions []Region) {
 	wn, ok := a.Store.(WillNeeder)
 	if !ok || a.chain == nil {
@@ -36,6 +43,7 @@ func (a *Array) WillNeed(cache ChunkPool, regions []Region) {
 	}
 	nd := len(a.Shape)
 	rcs := a.ReadChunkShape
+	held, _ := cache.(holder)
 	var hints []ByteRange
 	var seen map[int64]bool
 	var shard [maxDims]int64
@@ -54,6 +62,9 @@ func (a *Array) WillNeed(cache ChunkPool, regions []Region) {
 				seen = make(map[int64]bool)
 			}
 			seen[lin] = true
+			if held != nil && held.Holds(a, lin) {
+				continue
+			}
 			if sc == nil {
 				hints = append(hints, ByteRange{Key: a.keys.key(cur), Length: -1})
 				continue

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lsio-loader/lsio-loader/internal/dirstore"
 	"github.com/lsio-loader/lsio-loader/internal/zarrwrite"
+	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
@@ -108,6 +109,24 @@ func TestWillNeedHintsChunksReadWhole(t *testing.T) {
 			}
 		})
 	}
+
+	// Chunks the pool holds come from it, not the store: not hinted.
+	t.Run("held", func(t *testing.T) {
+		st := writeHintArray(t, 2, zarrwrite.Compressor{Name: "zstd"}, false)
+		a, err := zarr.OpenArray(ctx, st, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks := pool.NewChunks(1 << 20)
+		got := make([]byte, 3*4*4)
+		if _, err := a.ReadRegionsCached(ctx, chunks, []zarr.Region{regions[0]}, [][]byte{got}); err != nil {
+			t.Fatal(err)
+		}
+		a.WillNeed(chunks, regions)
+		if got, want := hintKeys(st.hints), whole[1:]; !slices.Equal(got, want) {
+			t.Errorf("with chunk 0.0 in the pool: hinted %v, want %v", got, want)
+		}
+	})
 
 	t.Run("sharded", func(t *testing.T) {
 		st := writeHintArray(t, 3, zarrwrite.Compressor{Name: "zstd"}, true)
