@@ -10,6 +10,9 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/lsio-loader/lsio-loader/internal/bufpool"
+	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
 // The epoch orders.
@@ -121,7 +124,8 @@ type blockGeometry struct {
 	inside       []bool  // generic: whether crops lie inside cells along the dim
 	dur          int64   // ns; 0: one time cell
 	tileX, tileY float64 // OSGB metres
-	// bytes estimates one block's decoded chunks, over every source.
+	// bytes estimates the pool memory of one block's decoded chunks, over
+	// every source, as the pool counts it (buffer capacities).
 	bytes int64
 	// resident is how many blocks a batch draws from at once.
 	resident int
@@ -135,10 +139,17 @@ type blockGeometry struct {
 // starts that straddle chunk borders, but hold fewer blocks in a pool.
 const wideResident = 4
 
-// poolShare is how much of the pool resident blocks may fill: the rest is
-// slack for the blocks entering while others leave, so that least recently
-// used eviction drops retired blocks' chunks, not resident ones'.
-const poolShare = 2
+// Resident blocks may fill residentShare of the pool (as it counts memory:
+// buffer capacities): the rest is slack for the blocks entering while
+// others leave, so that least recently used eviction drops retired blocks'
+// chunks, not resident ones'. With two thirds, the bench workloads decode
+// each chunk about once per epoch (613 decodes of 624 NWP chunks).
+const residentShareNum, residentShareDen = 2, 3
+
+// poolFor is the pool that lets n blocks of bytes each be resident.
+func poolFor(n int, bytes int64) int64 {
+	return ceilDiv(int64(n)*bytes*residentShareDen, residentShareNum)
+}
 
 // planOrder sizes the blocked order's blocks and how many are resident.
 func (p *Plan) planOrder() error {
@@ -153,7 +164,7 @@ func (p *Plan) planOrder() error {
 		}
 	}
 	resident := func(bytes int64) int {
-		return int(min(int64(p.BatchSize), int64(o.Pool)/(poolShare*max(bytes, 1))))
+		return int(min(int64(p.BatchSize), int64(o.Pool)*residentShareNum/(residentShareDen*max(bytes, 1))))
 	}
 	if g.generic {
 		wide := p.genericGeometry(2)
@@ -163,7 +174,7 @@ func (p *Plan) planOrder() error {
 			*g = *wide
 		case wide.bytes > narrow.bytes:
 			*g = *narrow
-			g.widePool = int64(min(wideResident, p.BatchSize)) * poolShare * wide.bytes
+			g.widePool = poolFor(min(wideResident, p.BatchSize), wide.bytes)
 		default:
 			*g = *narrow
 		}
@@ -172,9 +183,9 @@ func (p *Plan) planOrder() error {
 	}
 	g.resident = resident(g.bytes)
 	if g.resident < 2 {
-		return fmt.Errorf("order.pool: %s is too small: a batch draws from at least 2 resident blocks of about %s of decoded chunks each, "+
-			"and the pool keeps %d× what resident blocks need; give at least %s", sizeString(int64(o.Pool)), sizeString(g.bytes),
-			poolShare, sizeString(2*poolShare*g.bytes))
+		return fmt.Errorf("order.pool: %s is too small: a batch draws from at least 2 resident blocks, each about %s of decoded chunks "+
+			"in the pool, and resident blocks may fill %d/%d of it; give at least %s", sizeString(int64(o.Pool)), sizeString(g.bytes),
+			residentShareNum, residentShareDen, sizeString(poolFor(2, g.bytes)))
 	}
 	p.blocks = g
 	return nil
@@ -185,7 +196,7 @@ func (p *Plan) planOrder() error {
 func (p *Plan) genericGeometry(minChunks int64) *blockGeometry {
 	g := &blockGeometry{generic: true}
 	s, a := &p.Sources[0], p.Sources[0].Array
-	g.bytes = int64(a.DType.Size)
+	nChunks := int64(1)
 	nSpace := min(len(s.Size)-1, 2)
 	for d, size := range s.Size {
 		inside := d >= len(s.Size)-nSpace
@@ -206,8 +217,9 @@ func (p *Plan) genericGeometry(minChunks int64) *blockGeometry {
 		if !inside {
 			reach = min(r+size-1, n)
 		}
-		g.bytes *= min(ceilDiv(reach, c)*c, ceilDiv(n, c)*c) // edge chunks decode whole
+		nChunks *= min(ceilDiv(reach, c), ceilDiv(n, c)) // edge chunks decode whole
 	}
+	g.bytes = nChunks * pooledChunkBytes(a)
 	for k := 1; k < len(p.Sources); k++ {
 		g.bytes += p.footprint(k, nil)
 	}
@@ -280,13 +292,28 @@ func (p *Plan) geoGeometry(g *blockGeometry) {
 	}
 }
 
-// footprint estimates the decoded bytes of the chunks of source k that one
-// block's crops touch: per dim, the extent those crops span, in whole
-// chunks plus one for misalignment. g nil: an iid-drawn source (one crop).
+// pooledChunkBytes is what one decoded read chunk of a costs in a pool of
+// decoded chunks: its buffer's capacity, the decoded size rounded up to the
+// buffer pool's class (a 1.6 MB chunk holds 2 MiB).
+func pooledChunkBytes(a *zarr.Array) int64 {
+	n := int64(a.DType.Size)
+	for _, c := range a.ReadChunkShape {
+		n *= c
+	}
+	if n > math.MaxInt32 {
+		return n
+	}
+	return int64(bufpool.Capacity(int(n)))
+}
+
+// footprint estimates the pool memory of the decoded chunks of source k
+// that one block's crops touch: per dim, the extent those crops span, in
+// whole chunks plus one for misalignment. g nil: an iid-drawn source (one
+// crop).
 func (p *Plan) footprint(k int, g *blockGeometry) int64 {
 	s, src := &p.src[k], &p.Sources[k]
 	a := src.Array
-	n := int64(a.DType.Size)
+	n := int64(1)
 	for d, size := range src.Size {
 		e := size
 		if g != nil && s.kind != kindGeneric {
@@ -306,9 +333,9 @@ func (p *Plan) footprint(k int, g *blockGeometry) int64 {
 			}
 		}
 		c := a.ReadChunkShape[d]
-		n *= min(ceilDiv(min(e, a.Shape[d]), c)+1, ceilDiv(a.Shape[d], c)) * c
+		n *= min(ceilDiv(min(e, a.Shape[d]), c)+1, ceilDiv(a.Shape[d], c))
 	}
-	return n
+	return n * pooledChunkBytes(a)
 }
 
 // Resident is how many blocks a batch of the blocked order draws from at

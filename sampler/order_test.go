@@ -189,6 +189,23 @@ func TestBlockedSpecErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "order.pool: 1.0MiB is too small") {
 		t.Fatalf("error %v, want order.pool too small", err)
 	}
+	// The pool the error names is enough.
+	given := err.Error()[strings.LastIndex(err.Error(), "give at least ")+len("give at least "):]
+	named, err := ParseByteSize(given)
+	if err != nil {
+		t.Fatalf("the error names pool %q: %v", given, err)
+	}
+	spec.Order.Pool = ByteSize(named)
+	p, err := NewPlan(context.Background(), spec, dirOpener)
+	if err != nil {
+		t.Fatalf("with the pool the error named (%s): %v", given, err)
+	}
+	// Resident blocks fill at most two thirds of the pool, counted as the
+	// pool counts memory: whole power-of-two buffers per chunk.
+	blocks, bytes := p.Resident()
+	if blocks != 2 || 3*int64(blocks)*bytes > 2*int64(spec.Order.Pool) {
+		t.Errorf("pool %s: %d resident blocks of %d bytes, want 2 within two thirds of it", given, blocks, bytes)
+	}
 	// Parsed sizes.
 	for text, want := range map[string]int64{"2GiB": 2 << 30, "256MiB": 256 << 20, "1.5GB": 1.5e9, "4096": 4096} {
 		got, err := ParseByteSize(text)

@@ -75,7 +75,7 @@ func runSample(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		blocks, bytes := plan.Resident()
-		fmt.Fprintf(stdout, "order %s: %d samples, %d per batch, %d resident blocks of ~%.1f MiB\n", r.Order, r.Samples, plan.BatchSize, blocks, float64(bytes)/(1<<20))
+		fmt.Fprintf(stdout, "order %s: %d samples, %d per batch, %d resident blocks of ~%.1f MiB of pool each\n", r.Order, r.Samples, plan.BatchSize, blocks, float64(bytes)/(1<<20))
 		fmt.Fprintf(stdout, "within-batch spread in time:  %.3g %s (iid %.3g): %.2f× iid\n", r.Time, r.TimeUnit, r.IIDTime, r.TimeSpread)
 		fmt.Fprintf(stdout, "within-batch spread in space: %.3g %s (iid %.3g): %.2f× iid\n", r.Space, r.SpaceUnit, r.IIDSpace, r.SpaceSpread)
 		fmt.Fprintf(stdout, "coverage per eighth of the time axis (× uniform share): %.2f\n", r.Eighths)

@@ -55,6 +55,19 @@ func (cs *classes) give(c int, b []byte) {
 	cs.free[c].Put(box)
 }
 
+// Capacity is the capacity of the buffer Sized.Get(n) returns: n rounded
+// up to its class, which is the memory a decoded chunk kept in a pool
+// (pool.Chunks counts capacities) holds.
+func Capacity(n int) int {
+	if n <= 0 {
+		return 0
+	}
+	if c := classOf(n); c <= maxClass {
+		return 1 << c
+	}
+	return n
+}
+
 // Sized hands out buffers and takes back any buffer. The zero value is
 // ready to use.
 type Sized struct{ cs classes }

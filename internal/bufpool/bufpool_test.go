@@ -103,3 +103,27 @@ func BenchmarkSizedGetPut(b *testing.B) {
 		p.Put(p.Get(64 << 10))
 	}
 }
+
+// TestCapacityIsWhatGetGives: Capacity names the cap of Sized.Get's buffer,
+// the memory a pool that counts capacities charges for it.
+func TestCapacityIsWhatGetGives(t *testing.T) {
+	var p Sized
+	for _, tc := range []struct{ n, want int }{
+		{0, 0},
+		{1, 1},
+		{4096, 4096},
+		{4097, 8192},
+		{786432, 1 << 20},  // a (12, 128, 128) float32 chunk
+		{1639616, 2 << 20}, // a (17, 176, 137) float32 chunk
+		{1<<maxClass + 1, 1<<maxClass + 1},
+	} {
+		if got := Capacity(tc.n); got != tc.want {
+			t.Errorf("Capacity(%d) = %d, want %d", tc.n, got, tc.want)
+		}
+		if tc.n > 0 && tc.n <= 1<<maxClass {
+			if got := cap(p.Get(tc.n)); got != tc.want {
+				t.Errorf("cap(Get(%d)) = %d, Capacity says %d", tc.n, got, tc.want)
+			}
+		}
+	}
+}
