@@ -40,6 +40,12 @@ type Options struct {
 	// Open opens the stores specs name. Each URL is opened once per server
 	// and shared by every experiment that reads it.
 	Open OpenFunc
+	// OpenPooled, when set, opens the local stores of experiments that
+	// keep their decoded chunks in a pool of their own (the blocked
+	// order) and so read each chunk about once per epoch: for them the
+	// page cache is a second copy, and what it lacks is best read around
+	// it. Other stores (object stores, HTTP) come from Open. nil: Open.
+	OpenPooled OpenFunc
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Plans is how many validated plans are kept, keyed by spec; default 16.
@@ -116,7 +122,7 @@ func New(opts Options) *Server {
 	}
 	return &Server{
 		log:      opts.Logger,
-		stores:   &storeCache{open: observeReads(opts.Open, opts.Observer), stores: make(map[string]zarr.Store)},
+		stores:   newStoreCache(opts),
 		plans:    pool.NewLRU[string](int64(opts.Plans), func(*sampler.Plan) int64 { return 1 }),
 		pools:    pool.NewLRU[string](int64(opts.Plans), func(*pool.Chunks) int64 { return 1 }),
 		grace:    opts.ShutdownGrace,
@@ -272,26 +278,57 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 }
 
 // storeCache opens each store once, so that concurrent experiments on the
-// same data share one read path (and its buffer pools).
+// same data share one read path (and its buffer pools): once as Open opens
+// it and, for experiments with pools of their own, once as OpenPooled does.
 type storeCache struct {
-	open   OpenFunc
-	mu     sync.Mutex
-	stores map[string]zarr.Store
+	open, openPooled OpenFunc
+	mu               sync.Mutex
+	stores           map[string]zarr.Store // by URL; pooled local stores by pooledKey
+}
+
+func newStoreCache(opts Options) *storeCache {
+	c := &storeCache{open: observeReads(opts.Open, opts.Observer), stores: make(map[string]zarr.Store)}
+	if opts.OpenPooled != nil {
+		c.openPooled = observeReads(opts.OpenPooled, opts.Observer)
+	}
+	return c
 }
 
 func (c *storeCache) get(ctx context.Context, url string) (zarr.Store, error) {
+	return c.getAs(ctx, url, url, c.open)
+}
+
+// getPooled is get for experiments that keep decoded chunks in a pool of
+// their own.
+func (c *storeCache) getPooled(ctx context.Context, url string) (zarr.Store, error) {
+	if c.openPooled == nil || !isLocal(url) {
+		return c.get(ctx, url)
+	}
+	return c.getAs(ctx, url, pooledKey+url, c.openPooled)
+}
+
+// pooledKey prefixes the URLs of stores OpenPooled opened.
+const pooledKey = "pooled "
+
+func (c *storeCache) getAs(ctx context.Context, url, key string, open OpenFunc) (zarr.Store, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st, ok := c.stores[url]; ok {
+	if st, ok := c.stores[key]; ok {
 		return st, nil
 	}
 	// The store outlives the request that first names it.
-	st, err := c.open(context.WithoutCancel(ctx), url)
+	st, err := open(context.WithoutCancel(ctx), url)
 	if err != nil {
 		return nil, err
 	}
-	c.stores[url] = st
+	c.stores[key] = st
 	return st, nil
+}
+
+// isLocal reports whether a spec's store URL names a local directory: a
+// path or a file:// URL.
+func isLocal(url string) bool {
+	return strings.HasPrefix(url, "file://") || !strings.Contains(url, "://")
 }
 
 // plan returns the validated plan for req, from the cache or built now.
@@ -315,7 +352,11 @@ func (s *Server) plan(ctx context.Context, req *Request) (*sampler.Plan, error) 
 	if err := s.exposure.Allow.checkSpec(spec); err != nil {
 		return nil, err
 	}
-	p, err := sampler.NewPlan(ctx, spec, s.stores.get)
+	open := s.stores.get
+	if spec.Order.Mode == sampler.OrderBlocked {
+		open = s.stores.getPooled
+	}
+	p, err := sampler.NewPlan(ctx, spec, open)
 	if err != nil {
 		return nil, requestError{err}
 	}

@@ -146,6 +146,7 @@ func TestConformance(t *testing.T) {
 	}{
 		{name: "file", url: dir},
 		{name: "file-pread", url: "file://" + dir, opts: Options{Local: uring.Options{Pread: true}}},
+		{name: "file-around-cold-cache", url: dir, opts: Options{Local: uring.Options{AroundColdCache: true}}},
 		{name: "s3", url: "s3://conformance/p/q"},
 		{name: "https", url: srv.URL, st: storetest.Options{NoList: true}},
 		{name: "mem", url: "mem://conf"},

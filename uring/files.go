@@ -19,8 +19,26 @@ type openFile struct {
 	direct bool
 	// align is the O_DIRECT offset and length alignment, 1 when buffered.
 	align int64
-	refs  int
-	elem  *list.Element
+	// coldFD, when not -1, reads the file's bytes the page cache does not
+	// hold, with O_DIRECT at coldAlign (Options.AroundColdCache).
+	coldFD    int
+	coldAlign int64
+	refs      int
+	elem      *list.Element
+}
+
+// cached reports whether the page cache holds every page of the n bytes at
+// off. A kernel without cachestat(2) (before 6.5) says yes: reads then go
+// through the cache, as they would without AroundColdCache.
+func (f *openFile) cached(off, n int64) bool {
+	const page = 4096
+	first, last := off/page, (off+n-1)/page
+	var st unix.Cachestat_t
+	r := unix.CachestatRange{Off: uint64(first * page), Len: uint64((last - first + 1) * page)}
+	if err := unix.Cachestat(uint(f.fd), &r, &st, 0); err != nil {
+		return true
+	}
+	return st.Cache >= uint64(last-first+1)
 }
 
 // fileCache keeps the most recently used descriptors open, so that stores of
@@ -29,15 +47,18 @@ type openFile struct {
 type fileCache struct {
 	root   string
 	direct bool
-	max    int
+	// aroundCold opens each file a second time with O_DIRECT, for the
+	// reads of bytes the page cache does not hold.
+	aroundCold bool
+	max        int
 
 	mu    sync.Mutex
 	files map[string]*openFile
 	lru   list.List // front = most recently used
 }
 
-func newFileCache(root string, direct bool, max int) *fileCache {
-	return &fileCache{root: root, direct: direct, max: max, files: make(map[string]*openFile)}
+func newFileCache(root string, direct, aroundCold bool, max int) *fileCache {
+	return &fileCache{root: root, direct: direct, aroundCold: aroundCold && !direct, max: max, files: make(map[string]*openFile)}
 }
 
 // acquire returns the open file for key with a reference the caller gives
@@ -76,7 +97,7 @@ func (c *fileCache) evict() {
 		if f.refs == 0 {
 			c.lru.Remove(e)
 			delete(c.files, f.key)
-			unix.Close(f.fd)
+			f.close()
 		}
 		e = prev
 	}
@@ -116,12 +137,9 @@ func (c *fileCache) open(key string) (*openFile, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("uring: %s is a directory, not an object", path)
 	}
-	f := &openFile{key: key, fd: fd, size: int64(st.Size), direct: direct, align: 1}
+	f := &openFile{key: key, fd: fd, size: int64(st.Size), direct: direct, align: 1, coldFD: -1}
 	if direct {
-		f.align = 4096
-		if st.Mask&unix.STATX_DIOALIGN != 0 && st.Dio_offset_align != 0 {
-			f.align = int64(max(st.Dio_offset_align, st.Dio_mem_align))
-		}
+		f.align = dioAlign(&st)
 		if f.align > maxDirectAlign {
 			// Our buffers are aligned to maxDirectAlign; a stricter file
 			// system gets page-cache reads.
@@ -132,14 +150,54 @@ func (c *fileCache) open(key string) (*openFile, error) {
 			f.fd, f.direct, f.align = fd, false, 1
 		}
 	}
+	if c.aroundCold {
+		f.coldFD, f.coldAlign = openCold(path, flags)
+	}
 	return f, nil
+}
+
+// openCold opens path with O_DIRECT for the reads of cold bytes, returning
+// its descriptor and alignment, or -1 where the file system refuses
+// O_DIRECT or demands more alignment than our buffers have: those files
+// are read through the page cache.
+func openCold(path string, flags int) (int, int64) {
+	fd, err := unix.Open(path, flags|unix.O_DIRECT, 0)
+	if err != nil {
+		return -1, 0
+	}
+	var st unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_DIOALIGN, &st); err != nil {
+		unix.Close(fd)
+		return -1, 0
+	}
+	align := dioAlign(&st)
+	if align > maxDirectAlign {
+		unix.Close(fd)
+		return -1, 0
+	}
+	return fd, align
+}
+
+// dioAlign is the O_DIRECT alignment statx reports (4096 when it does not).
+func dioAlign(st *unix.Statx_t) int64 {
+	if st.Mask&unix.STATX_DIOALIGN != 0 && st.Dio_offset_align != 0 {
+		return int64(max(st.Dio_offset_align, st.Dio_mem_align))
+	}
+	return 4096
+}
+
+func (f *openFile) close() {
+	unix.Close(f.fd)
+	if f.coldFD >= 0 {
+		unix.Close(f.coldFD)
+	}
 }
 
 func (c *fileCache) closeAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range c.files {
-		unix.Close(f.fd)
+		f.close()
 	}
 	c.files = map[string]*openFile{}
 	c.lru.Init()

@@ -42,6 +42,14 @@ type Options struct {
 	// buffers and offsets aligned as statx STATX_DIOALIGN says (4096 when
 	// it does not say).
 	Direct bool
+	// AroundColdCache reads bytes the page cache does not hold around it
+	// (O_DIRECT), and bytes it holds through it: for a reader that keeps
+	// what it reads in a pool of its own and reads each byte about once
+	// (the blocked order), the page cache would be a second copy, paid
+	// for with fresh pages and a copy out of them. Whether a range is
+	// held is asked per read (cachestat(2); kernels without it read
+	// through the cache). Hints are ignored: they would fill the cache.
+	AroundColdCache bool
 	// MaxOpenFiles bounds the descriptors kept open. Default 1024.
 	MaxOpenFiles int
 	// Pread skips io_uring and uses the pread worker pool.
@@ -94,8 +102,12 @@ var _ zarr.Store = (*Store)(nil)
 // [off, off+len(buf)) go into buf, and the read is complete once at least
 // want bytes are in.
 type job struct {
-	ctx    context.Context
-	file   *openFile
+	ctx  context.Context
+	file *openFile
+	// fd and align are the descriptor the read goes through and its
+	// alignment: the file's own, or its O_DIRECT one for cold bytes.
+	fd     int
+	align  int64
 	buf    []byte
 	off    int64
 	filled int
@@ -138,7 +150,7 @@ func Open(root string, opts Options) (*Store, error) {
 	s := &core{
 		log:   opts.Logger,
 		root:  root,
-		files: newFileCache(root, opts.Direct, opts.MaxOpenFiles),
+		files: newFileCache(root, opts.Direct, opts.AroundColdCache, opts.MaxOpenFiles),
 		pool:  bufpool.New(maxDirectAlign),
 		jobs:  make(chan *job, opts.Workers*opts.QueueDepth),
 		quit:  make(chan struct{}),
@@ -269,12 +281,18 @@ func (s *core) prepare(ctx context.Context, idx int, r zarr.ByteRange, out chan<
 		s.files.release(f)
 		return nil, nil
 	}
-	start := off &^ (f.align - 1)
-	end := (off + length + f.align - 1) &^ (f.align - 1)
+	fd, align := f.fd, f.align
+	if f.coldFD >= 0 && !f.cached(off, length) {
+		fd, align = f.coldFD, f.coldAlign
+	}
+	start := off &^ (align - 1)
+	end := (off + length + align - 1) &^ (align - 1)
 	return &job{
 		ctx:    ctx,
 		file:   f,
-		buf:    s.pool.Get(bufSize(f, end-start)),
+		fd:     fd,
+		align:  align,
+		buf:    s.pool.Get(bufSize(align, end-start)),
 		off:    start,
 		want:   int(off + length - start),
 		head:   int(off - start),
@@ -284,10 +302,11 @@ func (s *core) prepare(ctx context.Context, idx int, r zarr.ByteRange, out chan<
 	}, nil
 }
 
-// bufSize is the buffer for n bytes of f. O_DIRECT buffers are never below
-// the pool's smallest class, which is the smallest that comes aligned.
-func bufSize(f *openFile, n int64) int {
-	if f.direct {
+// bufSize is the buffer for n bytes read at alignment align. O_DIRECT
+// buffers are never below the pool's smallest class, which is the smallest
+// that comes aligned.
+func bufSize(align, n int64) int {
+	if align > 1 {
 		return int(max(n, maxDirectAlign))
 	}
 	return int(n)
@@ -321,7 +340,7 @@ func (s *core) advance(j *job, n int, err error) (again bool) {
 	case j.filled >= j.want:
 		s.succeed(j)
 		return false
-	case int64(j.filled)%j.file.align != 0:
+	case int64(j.filled)%j.align != 0:
 		// O_DIRECT cannot resume at an unaligned point; short direct reads
 		// only happen at the end of the file, so this one shrank.
 		s.fail(j, fmt.Errorf("uring: read %s in %s: short O_DIRECT read ended at %d: %w", j.file.key, s.root, j.off+int64(j.filled), io.ErrUnexpectedEOF))
@@ -376,7 +395,8 @@ func (s *core) List(ctx context.Context, prefix string) ([]string, error) {
 // WillNeed starts reading the byte ranges into the page cache
 // (POSIX_FADV_WILLNEED: the kernel reads them in the background), so that
 // reads issued later find them there. A file opened with O_DIRECT, which
-// bypasses the page cache, and a key that cannot be opened (the read that
+// bypasses the page cache, a store that reads cold bytes around it
+// (AroundColdCache), and a key that cannot be opened (the read that
 // follows reports it) are skipped.
 func (s *core) WillNeed(ranges []zarr.ByteRange) {
 	for _, r := range ranges {
@@ -396,7 +416,7 @@ func (s *core) WillNeed(ranges []zarr.ByteRange) {
 		if off < 0 {
 			off, n = max(f.size+off, 0), 0
 		}
-		if !f.direct {
+		if !f.direct && f.coldFD < 0 {
 			_ = unix.Fadvise(f.fd, off, n, unix.FADV_WILLNEED)
 		}
 		s.files.release(f)

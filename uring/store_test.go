@@ -280,9 +280,9 @@ func TestShortReadsResume(t *testing.T) {
 		{"direct unaligned part", 512, []int{100}, []bool{false}, true},
 	} {
 		out := make(chan completion, 1)
-		f := &openFile{key: "k", align: tc.align, refs: 1}
+		f := &openFile{key: "k", align: tc.align, coldFD: -1, refs: 1}
 		s.files.files["k"] = f
-		j := &job{ctx: t.Context(), file: f, buf: make([]byte, 1000), want: 1000, head: 0, length: 1000, out: out}
+		j := &job{ctx: t.Context(), file: f, align: tc.align, buf: make([]byte, 1000), want: 1000, head: 0, length: 1000, out: out}
 		if tc.align > 1 {
 			j.buf, j.want, j.length = make([]byte, 1024), 1000, 1000
 		}

@@ -34,7 +34,7 @@ func (s *core) ringWorker(depth uint32, started chan<- error) {
 			return false
 		}
 		slot := free[len(free)-1]
-		if !r.prepRead(j.file.fd, j.buf[j.filled:], j.off+int64(j.filled), slot) {
+		if !r.prepRead(j.fd, j.buf[j.filled:], j.off+int64(j.filled), slot) {
 			return false
 		}
 		free = free[:len(free)-1]
@@ -135,7 +135,7 @@ func (s *core) preadWorker() {
 			}
 			for {
 				s.reads.Add(1)
-				n, err := unix.Pread(j.file.fd, j.buf[j.filled:], j.off+int64(j.filled))
+				n, err := unix.Pread(j.fd, j.buf[j.filled:], j.off+int64(j.filled))
 				if err == unix.EINTR || err == unix.EAGAIN {
 					continue
 				}

@@ -19,6 +19,7 @@ import (
 	"github.com/lsio-loader/lsio-loader/metrics"
 	"github.com/lsio-loader/lsio-loader/pool"
 	"github.com/lsio-loader/lsio-loader/store"
+	"github.com/lsio-loader/lsio-loader/uring"
 	"github.com/lsio-loader/lsio-loader/zarr"
 )
 
@@ -98,7 +99,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	open := func(ctx context.Context, url string) (zarr.Store, error) {
 		return openStoreChecked(ctx, url, store.Options{Cloud: cloudOpts})
 	}
-	opts := flight.Options{Open: open, Plans: *plans, Logger: log, Exposure: exposure, Memory: memBytes}
+	// The blocked order reads each chunk about once per epoch and keeps it
+	// decoded: what the page cache lacks is read around it.
+	openPooled := func(ctx context.Context, url string) (zarr.Store, error) {
+		return openStoreChecked(ctx, url, store.Options{Local: uring.Options{AroundColdCache: true}, Cloud: cloudOpts})
+	}
+	opts := flight.Options{Open: open, OpenPooled: openPooled, Plans: *plans, Logger: log, Exposure: exposure, Memory: memBytes}
 	if cacheBytes > 0 {
 		opts.Cache = pool.NewChunks(cacheBytes)
 	}
