@@ -3,6 +3,7 @@ package uring
 import (
 	"container/list"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 
@@ -31,7 +32,7 @@ type openFile struct {
 // off. A kernel without cachestat(2) (before 6.5) says yes: reads then go
 // through the cache, as they would without AroundColdCache.
 func (f *openFile) cached(off, n int64) bool {
-	const page = 4096
+	page := int64(os.Getpagesize()) // cachestat counts the kernel's pages
 	first, last := off/page, (off+n-1)/page
 	var st unix.Cachestat_t
 	r := unix.CachestatRange{Off: uint64(first * page), Len: uint64((last - first + 1) * page)}
