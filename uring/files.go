@@ -111,26 +111,19 @@ func (c *fileCache) open(key string) (*openFile, error) {
 	}
 	path := filepath.Join(c.root, rel)
 	flags := unix.O_RDONLY | unix.O_CLOEXEC
-	direct := c.direct
-	if direct {
-		flags |= unix.O_DIRECT
+	fd, align := -1, int64(1)
+	if c.direct {
+		fd, align = openDirect(path, flags)
 	}
-	fd, err := unix.Open(path, flags, 0)
-	if err == unix.EINVAL && direct {
-		// The file system refuses O_DIRECT (tmpfs, some overlays): read
-		// this file through the page cache rather than not at all.
-		direct = false
-		fd, err = unix.Open(path, flags&^unix.O_DIRECT, 0)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("uring: open %s: %w", path, err)
+	direct := fd >= 0
+	if !direct {
+		var err error
+		if fd, err = unix.Open(path, flags, 0); err != nil {
+			return nil, fmt.Errorf("uring: open %s: %w", path, err)
+		}
 	}
 	var st unix.Statx_t
-	mask := unix.STATX_SIZE | unix.STATX_TYPE
-	if direct {
-		mask |= unix.STATX_DIOALIGN
-	}
-	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, mask, &st); err != nil {
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_SIZE|unix.STATX_TYPE, &st); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("uring: statx %s: %w", path, err)
 	}
@@ -138,30 +131,20 @@ func (c *fileCache) open(key string) (*openFile, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("uring: %s is a directory, not an object", path)
 	}
-	f := &openFile{key: key, fd: fd, size: int64(st.Size), direct: direct, align: 1, coldFD: -1}
-	if direct {
-		f.align = dioAlign(&st)
-		if f.align > maxDirectAlign {
-			// Our buffers are aligned to maxDirectAlign; a stricter file
-			// system gets page-cache reads.
-			unix.Close(fd)
-			if fd, err = unix.Open(path, flags&^unix.O_DIRECT, 0); err != nil {
-				return nil, fmt.Errorf("uring: open %s: %w", path, err)
-			}
-			f.fd, f.direct, f.align = fd, false, 1
-		}
-	}
+	f := &openFile{key: key, fd: fd, size: int64(st.Size), direct: direct, align: align, coldFD: -1}
 	if c.aroundCold {
-		f.coldFD, f.coldAlign = openCold(path, flags)
+		f.coldFD, f.coldAlign = openDirect(path, flags)
 	}
 	return f, nil
 }
 
-// openCold opens path with O_DIRECT for the reads of cold bytes, returning
-// its descriptor and alignment, or -1 where the file system refuses
-// O_DIRECT or demands more alignment than our buffers have: those files
-// are read through the page cache.
-func openCold(path string, flags int) (int, int64) {
+// openDirect opens path with O_DIRECT, returning its descriptor and
+// alignment, or -1 where that fails: the file system refuses O_DIRECT
+// (tmpfs, some overlays) or demands more alignment than our buffers have
+// (maxDirectAlign). Such files are read through the page cache rather than
+// not at all; a file that cannot be opened at all is reported by the
+// buffered open.
+func openDirect(path string, flags int) (int, int64) {
 	fd, err := unix.Open(path, flags|unix.O_DIRECT, 0)
 	if err != nil {
 		return -1, 0
